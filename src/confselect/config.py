@@ -1,0 +1,94 @@
+"""Configuration checks the JSON schema cannot express, and values derived from the config.
+
+:func:`check_config` runs when the Snakefile is parsed, after schema validation, so a bad sweep stops with
+one message naming the key before any job starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the offending key."""
+
+
+def protocol(config: dict, role: str) -> dict:
+    """The classical MD protocol of the pool (``role="pool"``) or of the held-out test run (``"test"``)."""
+    merged = dict(config["pool"])
+    if role == "test":
+        merged.update(config["test"])
+    elif role != "pool":
+        raise ValueError(f"unknown trajectory role {role!r}")
+    merged.setdefault("min_distance_A", 2.2)
+    return merged
+
+
+def n_frames(config: dict, role: str) -> int:
+    p = protocol(config, role)
+    return int(p["ramp_fs"] // p["frame_interval_fs"])
+
+
+def labeller_settings(config: dict, system: str) -> tuple[str, dict]:
+    """The labeller of ``system`` and the settings that determine its labels."""
+    name = config["systems"][system].get("labeller", "classical")
+    if name == "classical":
+        # The teacher's labels are fixed by the potential itself.
+        return name, {"potential": config["systems"][system]["potential"], "charges_e": config["systems"][system]["charges_e"]}
+    return name, dict(config["labelling"].get(name, {}))
+
+
+def labeller_id(config: dict, system: str) -> str:
+    """Directory name of a labeller and its settings: ``{name}-{8 hex digits of the settings' hash}``.
+
+    Labels made with other settings live elsewhere and are kept; the same settings always map here.
+    """
+    name, settings = labeller_settings(config, system)
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{name}-{digest}"
+
+
+def check_config(config: dict, methods) -> None:
+    """Raise :class:`ConfigError` for the first cross-key problem found."""
+    sweep = config["sweep"]
+    for i, system in enumerate(sweep["systems"]):
+        if system not in config["systems"]:
+            raise ConfigError(
+                f"sweep.systems[{i}]: system {system!r} has no definition under 'systems' "
+                f"(defined: {sorted(config['systems'])})"
+            )
+    for name, system in config["systems"].items():
+        species = list(system["charges_e"])
+        pairs = system["potential"]["pairs"]
+        for a in species:
+            for b in species:
+                if f"{a}-{b}" not in pairs and f"{b}-{a}" not in pairs:
+                    raise ConfigError(f"systems.{name}.potential.pairs: no parameters for the pair {a}-{b}")
+        for key in pairs:
+            unknown = set(key.split("-")) - set(species)
+            if unknown:
+                raise ConfigError(
+                    f"systems.{name}.potential.pairs.{key}: species {sorted(unknown)} not in systems.{name}.charges_e"
+                )
+        if abs(sum(system["charges_e"].values())) > 1e-9 and len(species) == 2:
+            # equal numbers of each species are placed, so the charges must cancel pairwise
+            raise ConfigError(f"systems.{name}.charges_e: charges {system['charges_e']} do not sum to zero")
+    for i, method in enumerate(sweep["methods"]):
+        if method not in methods:
+            raise ConfigError(f"sweep.methods[{i}]: unknown selection method {method!r}; known: {sorted(methods)}")
+    for method in config.get("selection", {}):
+        if method not in methods:
+            raise ConfigError(f"selection.{method}: unknown selection method; known: {sorted(methods)}")
+    pool_size = n_frames(config, "pool")
+    for i, n in enumerate(sweep["n_train"]):
+        if n > pool_size:
+            raise ConfigError(
+                f"sweep.n_train[{i}] = {n} exceeds the pool of {pool_size} frames "
+                f"(pool.ramp_fs / pool.frame_interval_fs)"
+            )
+    if n_frames(config, "test") < 1:
+        raise ConfigError("test: the held-out run yields no frames (test.ramp_fs < test.frame_interval_fs)")
+    md = config["validation"]["md"]
+    if md["duration_fs"] < md["sample_interval_fs"]:
+        raise ConfigError("validation.md.duration_fs is shorter than validation.md.sample_interval_fs")
