@@ -1,0 +1,73 @@
+"""The comparison report: one summary row per model and the learning-curve figure of 000 (Fig. 2)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .jobs import read_json
+
+_MODEL_DIR = re.compile(r"(?P<system>[^/]+)/models/(?P<method>[^/]+)/n(?P<n>\d+)/seed(?P<seed>\d+)$")
+
+
+def model_key(model_dir) -> dict:
+    """system, method, n_train and seed of a ``results/{system}/models/{method}/n{n}/seed{seed}`` directory."""
+    match = _MODEL_DIR.search(str(Path(model_dir)))
+    if not match:
+        raise ValueError(f"not a model directory: {model_dir}")
+    d = match.groupdict()
+    return {"system": d["system"], "method": d["method"], "n_train": int(d["n"]), "seed": int(d["seed"])}
+
+
+def summary_row(model_dir, labeller: str, selection_file) -> dict:
+    """Everything known about one model, flat, with units in the column names."""
+    model_dir = Path(model_dir)
+    row = model_key(model_dir)
+    row["labeller"] = labeller
+    training = read_json(model_dir / "training.json")
+    errors = read_json(model_dir / "test_errors.json")
+    md = read_json(model_dir / "md.json")
+    row.update(n_trained=training["n_trained"], n_label_failures=training["n_label_failures"])
+    row.update({k: errors[k] for k in ("energy_rmse_eV_atom", "force_rmse_eV_A", "force_l4_eV_A", "force_max_error_eV_A")})
+    row.update(stable=md["stable"], md_reason=md["reason"], time_survived_fs=md["time_survived_fs"])
+    for pair, value in md.get("rdf_error", {}).items():
+        row[f"rdf_error_{pair}"] = value
+    coverage = read_json(selection_file).get("coverage", {}).get(str(row["n_train"]), {})
+    for key, value in coverage.items():
+        row[f"coverage_{key}"] = value
+    return row
+
+
+def plot_learning_curve(summary, path, title_prefix: str = "") -> None:
+    """Force RMSE and L4 error against training-set size per method; circles = stable MD, squares = failed.
+
+    Several seeds: the line follows the mean over seeds, each model is a marker.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = sorted(summary["system"].unique())
+    fig, axes = plt.subplots(len(systems), 2, figsize=(10, 4 * len(systems)), squeeze=False)
+    colours = dict(zip(sorted(summary["method"].unique()), plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4))
+    for row, system in zip(axes, systems):
+        data = summary[summary["system"] == system]
+        for ax, column, label in zip(row, ("force_rmse_eV_A", "force_l4_eV_A"), ("force RMSE", "force L4 error")):
+            for method, group in data.groupby("method"):
+                colour = colours[method]
+                mean = group.groupby("n_train")[column].mean()
+                ax.plot(mean.index, mean.values, "-", color=colour, label=method)
+                for stable, marker in ((True, "o"), (False, "s")):
+                    pick = group[group["stable"] == stable]
+                    ax.scatter(pick["n_train"], pick[column], marker=marker, facecolor=colour,
+                               edgecolor="black", linewidth=1.2, s=45, zorder=3)
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("training configurations")
+            ax.set_ylabel(f"{label} (eV/A)")
+            ax.set_title(f"{title_prefix}{system}: {label}")
+            ax.grid(alpha=0.3)
+        row[0].legend(title="method (o stable MD, s failed)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
