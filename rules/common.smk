@@ -1,0 +1,69 @@
+import json
+import os
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+# The bundled package (src/confselect) is what the scripts call; jobs inherit this path (also under Slurm,
+# which exports the submitting environment).
+_SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, _SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
+
+from confselect.config import ConfigError, check_config, labeller_id, labeller_settings, n_frames, protocol
+from confselect.selection import METHODS
+
+validate(config, "../config/schema.yaml")
+try:
+    check_config(config, METHODS)
+except ConfigError as err:
+    raise WorkflowError(f"Invalid configuration: {err}") from None
+
+SWEEP = config["sweep"]
+
+
+wildcard_constraints:
+    system=r"[A-Za-z0-9_]+",
+    role=r"pool|test",
+    method=r"[a-z_]+",
+    n=r"\d+",
+    seed=r"\d+",
+    frame=r"\d+",
+
+
+def system_definition(wildcards):
+    """Charges and potential of a system: what the classical MD depends on (not its labeller)."""
+    system = config["systems"][wildcards.system]
+    return {"charges_e": system["charges_e"], "potential": system["potential"]}
+
+
+def selection_file(wildcards):
+    return checkpoints.select.get(system=wildcards.system, method=wildcards.method, seed=wildcards.seed).output[0]
+
+
+def label_path(system, role, frame):
+    return f"results/{system}/labels/{labeller_id(config, system)}/{role}/{frame}.extxyz"
+
+
+def training_labels(wildcards):
+    """Label files of the first n frames of the (method, seed) selection: the training set of size n."""
+    with open(selection_file(wildcards)) as handle:
+        indices = json.load(handle)["indices"][: int(wildcards.n)]
+    return [label_path(wildcards.system, "pool", i) for i in indices]
+
+
+def test_labels(wildcards):
+    return [label_path(wildcards.system, "test", i) for i in range(n_frames(config, "test"))]
+
+
+def model_dirs():
+    return [
+        f"results/{system}/models/{method}/n{n}/seed{seed}"
+        for system in SWEEP["systems"]
+        for method in SWEEP["methods"]
+        for n in SWEEP["n_train"]
+        for seed in SWEEP["seeds"]
+    ]

@@ -1,0 +1,36 @@
+rule summary:
+    """One row per (system, method, n_train, seed): errors, stability, observables, label failures."""
+    input:
+        training=[f"{d}/training.json" for d in model_dirs()],
+        errors=[f"{d}/test_errors.json" for d in model_dirs()],
+        md=[f"{d}/md.json" for d in model_dirs()],
+        selections=[
+            f"results/{system}/selection/{method}/seed{seed}.json"
+            for system in SWEEP["systems"]
+            for method in SWEEP["methods"]
+            for seed in SWEEP["seeds"]
+        ],
+    params:
+        labellers={system: labeller_id(config, system) for system in SWEEP["systems"]},
+    output:
+        report("results/report/summary.csv", category="Summary", caption="../workflow/report/summary.rst"),
+    log:
+        "logs/report/summary.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow/scripts/summary.py"
+
+
+rule learning_curve:
+    """000 Fig. 2: force RMSE and L4 error against training-set size, circles stable MD, squares failed."""
+    input:
+        "results/report/summary.csv",
+    output:
+        report("results/report/learning_curve.png", category="Learning curves", caption="../workflow/report/learning_curve.rst"),
+    log:
+        "logs/report/learning_curve.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow/scripts/learning_curve.py"

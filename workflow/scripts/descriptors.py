@@ -1,0 +1,12 @@
+"""Untrained SchNet descriptors of the pool frames (pooled per species, standardised)."""
+import numpy as np
+
+from confselect.descriptors import SchNetDescriptor, standardise
+from confselect.jobs import log_to
+from confselect.pool import read_frames
+
+log_to(snakemake)
+descriptor = SchNetDescriptor(snakemake.params.species, threads=snakemake.threads, **snakemake.params.settings)
+raw = descriptor.transform(read_frames(snakemake.input[0]), progress_label="descriptors")
+with open(snakemake.output[0], "wb") as handle:
+    np.save(handle, standardise(raw))

@@ -1,0 +1,23 @@
+"""The teacher's NVT run (LAMMPS) at the validation conditions and its RDFs: the reference observables."""
+from confselect.classical import run_classical_nvt
+from confselect.jobs import log_to, write_json
+from confselect.observables import partial_rdfs
+from confselect.pool import read_frames
+from confselect.progress import Progress
+
+log_to(snakemake)
+md, ref, rdf = snakemake.params.md, snakemake.params.reference, snakemake.params.rdf
+start = read_frames(snakemake.input[0])[md.get("start_frame", -1)]
+frames = []
+progress = Progress("reference NVT", int(ref["duration_fs"] // md["sample_interval_fs"]))
+run_classical_nvt(
+    snakemake.params.system, start, md["temperature_K"], md["timestep_fs"], ref["duration_fs"],
+    md["thermostat_damping_fs"], md["sample_interval_fs"], seed=0, on_frame=frames.append,
+    progress=lambda k, n, f: progress(k),
+)
+g = partial_rdfs(frames, rdf["rmax_A"], rdf["nbins"])
+write_json(
+    snakemake.output[0],
+    {"rdf": g, "n_frames": len(frames),
+     "temperature_K": md["temperature_K"], "volume_A3": float(start.get_volume())},
+)

@@ -1,0 +1,22 @@
+"""Train one SchNet model on the labelled training set (failed labels skipped and counted)."""
+from pathlib import Path
+
+from confselect.jobs import log_to, write_json
+from confselect.training import SchNetTrainer, labelled_frames
+
+log_to(snakemake)
+w = snakemake.wildcards
+frames, failed = labelled_frames(snakemake.input.labels)
+print(f"training on {len(frames)} frames ({len(failed)} selected frames have no label)", flush=True)
+trainer = SchNetTrainer(seed=int(w.seed), **{**snakemake.params.training, "threads": snakemake.threads})
+trainer.fit(frames, Path(snakemake.output.model).parent)
+write_json(
+    snakemake.output.info,
+    {
+        "n_selected": int(w.n),
+        "n_trained": len(frames),
+        "n_label_failures": len(failed),
+        "failed_labels": failed,
+        "train_time_s": trainer.train_time_s,
+    },
+)
