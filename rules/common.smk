@@ -3,7 +3,7 @@ import os
 import sys
 from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -13,11 +13,19 @@ _SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, _SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
 
-from confselect.config import ConfigError, check_config, labeller_id, labeller_settings, n_frames, protocol
+from confselect.config import (
+    ConfigError,
+    check_config,
+    labeller_id,
+    labeller_settings,
+    n_frames,
+    protocol,
+    validate_config,
+)
 from confselect.selection import METHODS
 
-validate(config, "../config/schema.yaml")
 try:
+    validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
     check_config(config, METHODS)
 except ConfigError as err:
     raise WorkflowError(f"Invalid configuration: {err}") from None

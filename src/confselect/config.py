@@ -6,12 +6,65 @@ one message naming the key before any job starts.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 
 
 class ConfigError(ValueError):
     """A configuration problem; the message names the offending key."""
+
+
+def _dotted(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def validate_config(config: dict, schema_path) -> None:
+    """Check ``config`` against the JSON schema (draft 2020-12) and fill in the schema's defaults.
+
+    Raises :class:`ConfigError` with one line, ``config key a.b[2]: <what is wrong>``, for the most relevant
+    error (jsonschema's ``best_match``), instead of a dump of the schema.
+    """
+    import jsonschema
+    import yaml
+
+    with open(schema_path) as handle:
+        schema = yaml.safe_load(handle)
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
+        raise ConfigError(f"config key {_dotted(error.absolute_path)}: {error.message}")
+    _fill_defaults(config, schema, schema)
+
+
+def _resolve(node: dict, root: dict) -> dict:
+    while "$ref" in node:
+        target = root
+        for part in node["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return node
+
+
+def _fill_defaults(instance, node, root) -> None:
+    """Insert ``default`` values of absent properties (recursively through objects)."""
+    node = _resolve(node, root)
+    if not isinstance(instance, dict):
+        return
+    for key, sub in node.get("properties", {}).items():
+        sub = _resolve(sub, root)
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            _fill_defaults(instance[key], sub, root)
+    extra = node.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, value in instance.items():
+            if key not in node.get("properties", {}):
+                _fill_defaults(value, extra, root)
 
 
 def protocol(config: dict, role: str) -> dict:

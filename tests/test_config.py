@@ -1,0 +1,71 @@
+"""Bad configuration stops before any job with one message naming the key."""
+
+import copy
+
+import pytest
+import yaml
+
+from conftest import REPO, TINY, snakemake
+from confselect.config import ConfigError, check_config, labeller_id
+from confselect.selection import METHODS
+
+DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def merged(**changes):
+    config = copy.deepcopy(DEFAULT)
+    for dotted, value in changes.items():
+        *path, last = dotted.split(".")
+        node = config
+        for key in path:
+            node = node[key]
+        if value is None:
+            del node[last]
+        else:
+            node[last] = value
+    return config
+
+
+@pytest.mark.parametrize(
+    "changes, key",
+    [
+        ({"sweep.methods": ["random", "bogus"]}, "sweep.methods[1]"),
+        ({"sweep.n_train": [8, 5000]}, "sweep.n_train[1]"),
+        ({"sweep.systems": ["LiF"]}, "sweep.systems[0]"),
+        ({"systems.NaCl.potential.pairs.Na-Cl": None}, "systems.NaCl.potential.pairs"),
+        ({"selection": {"nope": {}}}, "selection.nope"),
+    ],
+)
+def test_check_config_names_the_key(changes, key):
+    with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
+        check_config(merged(**changes), METHODS)
+
+
+def test_default_config_passes():
+    check_config(DEFAULT, METHODS)
+
+
+def test_labeller_id_follows_settings():
+    a = labeller_id(DEFAULT, "NaCl")
+    changed = merged(**{"systems.NaCl.potential.cutoff_A": 10.0})
+    assert labeller_id(changed, "NaCl") != a
+    # settings of another labeller do not touch the teacher's labels
+    assert labeller_id(merged(**{"labelling.xtb": {"method": "GFN2-xTB"}}), "NaCl") == a
+
+
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ({"sweep": {"methods": ["random", "bogus"]}}, "sweep.methods[1]"),
+        ({"sweep": {"n_train": [4, 5000]}}, "sweep.n_train[1] = 5000 exceeds the pool"),
+        ({"sweep": {"n_train": [-4]}}, "config key sweep.n_train[0]: -4 is less than the minimum of 1"),
+        ({"systems": {"LiF": {"charges_e": {"Li": 1.0, "F": -1.0}}}}, "config key systems.LiF: 'potential' is a required"),
+    ],
+)
+def test_workflow_refuses_bad_config_before_any_job(tmp_path, override, needle):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(override))
+    proc = snakemake(tmp_path, "-n", configfiles=(TINY, bad), check=False)
+    assert proc.returncode != 0
+    assert needle in proc.stdout, proc.stdout[-2000:]
+    assert not (tmp_path / "results").exists()
