@@ -33,6 +33,25 @@ except ConfigError as err:
 SWEEP = config["sweep"]
 
 
+def check_labellers():
+    """A missing executable, basis or pseudopotential file stops the run here, before any job."""
+    from confselect.labelling import LabellerSetupError, make_labeller
+
+    for system in SWEEP["systems"]:
+        name, settings = labeller_settings(config, system)
+        try:
+            make_labeller(name, settings).check_setup(list(config["systems"][system]["charges_e"]))
+        except LabellerSetupError as err:
+            raise WorkflowError(
+                f"Labeller {name!r} of systems.{system} cannot run here: {err} "
+                "(set labelling.check_setup: false if it is only installed on the compute nodes)"
+            ) from None
+
+
+if config["labelling"]["check_setup"]:
+    check_labellers()
+
+
 wildcard_constraints:
     system=r"[A-Za-z0-9_]+",
     role=r"pool|test",

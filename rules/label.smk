@@ -22,3 +22,25 @@ rule label:
         "../envs/label.yaml"
     script:
         "../workflow/scripts/label.py"
+
+
+rule cp2k_cutoff_convergence:
+    """Label one pool frame at a series of plane-wave cutoffs; force change per element vs the highest.
+
+    Not part of `all`: run it before a CP2K sweep, e.g.
+    snakemake --cores 2 results/NaCl/cp2k_cutoff_convergence.csv
+    """
+    input:
+        "results/{system}/pool/frames.extxyz",
+    output:
+        "results/{system}/cp2k_cutoff_convergence.csv",
+    params:
+        settings=config["labelling"].get("cp2k", {}),
+        convergence=config["labelling"]["cp2k_convergence"],
+    threads: 2
+    log:
+        "logs/{system}/cp2k_cutoff_convergence.log",
+    conda:
+        "../envs/label.yaml"
+    script:
+        "../workflow/scripts/cp2k_cutoff_convergence.py"

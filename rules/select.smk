@@ -9,6 +9,7 @@ rule descriptors:
         settings=config["descriptors"],
     log:
         "logs/{system}/descriptors.log",
+    threads: 2
     conda:
         "../envs/select.yaml"
     script:

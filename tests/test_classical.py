@@ -70,3 +70,18 @@ def test_random_ionic_liquid_respects_density_and_spacing():
     assert density == pytest.approx(1.5, rel=1e-6)
     d = atoms.get_all_distances(mic=True)[np.triu_indices(len(atoms), 1)]
     assert d.min() >= 2.2
+
+
+def test_pool_features_stack_the_frames(frames):
+    from confselect.pool import pool_features
+
+    features = pool_features(iter(frames))
+    assert features.forces.shape == (10, 32, 3) and features.atomic_energies.shape == (10, 32)
+    np.testing.assert_allclose(features.atomic_energies.sum(axis=1), features.energies, atol=1e-4)
+    assert np.all(np.diff(features.times) == 200.0)
+    no_atomic = [a.copy() for a in frames]
+    for a in no_atomic:
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        a.calc = SinglePointCalculator(a, energy=-1.0, forces=np.zeros((len(a), 3)))
+    assert pool_features(no_atomic).atomic_energies is None

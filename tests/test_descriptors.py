@@ -48,3 +48,19 @@ def test_standardise():
     s = standardise(x)
     np.testing.assert_allclose(s.mean(0), 0, atol=1e-6)
     np.testing.assert_allclose(s.std(0), [1, 0, 1], atol=1e-6)  # a constant dimension becomes 0
+
+
+def test_streams_from_a_generator_and_names_a_foreign_frame(frames, tmp_path):
+    from ase.io import iread, write
+
+    from confselect.pool import count_frames
+
+    path = tmp_path / "pool.extxyz"
+    write(path, frames, format="extxyz")
+    assert count_frames(path) == len(frames)
+    streamed = small().transform(iread(path, index=":"), n_frames=len(frames))
+    np.testing.assert_allclose(streamed, small().transform(frames), atol=1e-5)
+    foreign = [a.copy() for a in frames]
+    foreign[4].numbers[0] = 19  # a K atom the descriptor was not built for
+    with pytest.raises(ValueError, match="frame 4: element Z=19"):
+        small().transform(foreign)

