@@ -1,5 +1,4 @@
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -7,11 +6,9 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
-# The bundled package (src/confselect) is what the scripts call; jobs inherit this path (also under Slurm,
-# which exports the submitting environment).
-_SRC = str(Path(workflow.basedir) / "src")
-sys.path.insert(0, _SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
+# The bundled package (src/confselect). Scripts find it through workflow/scripts/confselect, a link to it
+# (Snakemake puts a script's own directory on its path), so jobs need neither an install nor PYTHONPATH.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from confselect.config import (
     ConfigError,
@@ -65,6 +62,16 @@ def system_definition(wildcards):
     """Charges and potential of a system: what the classical MD depends on (not its labeller)."""
     system = config["systems"][wildcards.system]
     return {"charges_e": system["charges_e"], "potential": system["potential"]}
+
+
+def pool_or_test_frames(wildcards):
+    """Input of a label job; refuses labels requested under another labeller's directory."""
+    expected = labeller_id(config, wildcards.system)
+    if wildcards.labeller != expected:
+        raise WorkflowError(
+            f"labels under {wildcards.labeller} requested, but systems.{wildcards.system} is labelled by {expected}"
+        )
+    return f"results/{wildcards.system}/{wildcards.role}/frames.extxyz"
 
 
 def selection_file(wildcards):

@@ -1,16 +1,7 @@
-def _check_labeller(wildcards):
-    expected = labeller_id(config, wildcards.system)
-    if wildcards.labeller != expected:
-        raise WorkflowError(
-            f"labels under {wildcards.labeller} requested, but systems.{wildcards.system} is labelled by {expected}"
-        )
-    return f"results/{wildcards.system}/{wildcards.role}/frames.extxyz"
-
-
 rule label:
     """One reference calculation per unique frame and labeller (reused through the label store)."""
     input:
-        _check_labeller,
+        pool_or_test_frames,
     output:
         "results/{system}/labels/{labeller}/{role}/{frame}.extxyz",
     params:

@@ -1,0 +1,32 @@
+"""A frame picked by several methods, sizes or seeds is labelled once: the plan holds |union| label jobs,
+minus the frames already labelled by an earlier run."""
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from conftest import TINY, planned_jobs, snakemake
+
+pytestmark = pytest.mark.workflow
+
+
+def test_overlapping_selections_plan_one_label_job_per_unique_new_frame(tiny_run, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    label_dir = next((workdir / "results/NaCl/labels").iterdir())
+    already = {int(p.stem) for p in (label_dir / "pool").glob("*.extxyz")}
+    # 40 of 60 pool frames per selection: selections must overlap (40 + 40 > 60)
+    override = tmp_path / "overlap.yaml"
+    override.write_text(yaml.safe_dump({"sweep": {"methods": ["random", "rnd"], "n_train": [10, 40], "seeds": [0, 1]}}))
+    configs = (TINY, override)
+    snakemake(workdir, "--until", "select", configfiles=configs)
+    selections = [json.loads(p.read_text())["indices"] for p in (workdir / "results/NaCl/selection").glob("*/*.json")]
+    assert len(selections) == 4 and all(len(s) == 40 for s in selections)
+    union = set().union(*selections)
+    assert len(union) < sum(len(s) for s in selections)  # they do overlap
+    plan = planned_jobs(snakemake(workdir, "-n", configfiles=configs).stdout)
+    assert already and already <= union  # seed 0 selections start with the earlier run's picks
+    assert plan["label"] == len(union - already)  # test frames and earlier labels are not planned again
+    assert plan["train"] == 2 * 2 * 2
