@@ -22,3 +22,4 @@ rule all:
     input:
         "results/report/summary.csv",
         "results/report/learning_curve.png",
+        "results/report/rdf.png",

@@ -34,3 +34,25 @@ rule learning_curve:
         "../envs/report.yaml"
     script:
         "../workflow/scripts/learning_curve.py"
+
+
+rule observables_report:
+    """000 Tables I-II (self-diffusion, ionic conductivity) and Fig. 4 (RDFs of models vs the reference)."""
+    input:
+        md=[f"{d}/md.json" for d in model_dirs()],
+        references=[f"results/{system}/reference/nvt.json" for system in SWEEP["systems"]],
+    output:
+        diffusion=report("results/report/diffusion.csv", category="Transport", caption="../workflow/report/diffusion.rst"),
+        conductivity=report(
+            "results/report/conductivity.csv", category="Transport", caption="../workflow/report/conductivity.rst"
+        ),
+        rdf=report("results/report/rdf.png", category="Structure", caption="../workflow/report/rdf.rst"),
+    params:
+        model_dirs=model_dirs(),
+        systems=SWEEP["systems"],
+    log:
+        "logs/report/observables_report.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow/scripts/observables_report.py"

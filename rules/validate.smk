@@ -47,6 +47,7 @@ rule ml_md:
         stability=config["validation"]["stability"],
         rdf=config["validation"]["rdf"],
         cutoff_A=config["training"]["cutoff_A"],
+        charges_e=lambda w: config["systems"][w.system]["charges_e"],
     log:
         "logs/{system}/ml_md_{method}_n{n}_seed{seed}.log",
     conda:

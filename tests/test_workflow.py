@@ -7,6 +7,8 @@ SchNetPack training (3 epochs), ASE ML-MD, the report.
 import json
 import math
 
+import numpy as np
+
 import pandas as pd
 import pytest
 import yaml
@@ -59,6 +61,24 @@ def test_each_selected_frame_is_labelled_once(tiny_run):
     assert len(store) == len(union) + n_test
 
 
+def test_reference_observables_are_physical(tiny_run):
+    ref = json.loads((tiny_run / "results/NaCl/reference/nvt.json").read_text())
+    r = np.asarray(ref["rdf"]["r"])
+    g = np.asarray(ref["rdf"]["Na-Cl"])
+    assert 2.3 < r[np.argmax(g)] < 3.1  # Na-Cl contact peak of molten NaCl
+    assert g[r < 1.8].max() == 0.0  # no ions inside the Born repulsion
+    for species in ("Na", "Cl"):
+        d = ref["diffusion"][species]["D_1e-9_m2_s"]
+        assert 0.5 < d < 100, (species, d)  # molten NaCl: ~10 (1e-9 m^2/s)
+    assert ref["conductivity"]["sigma_S_cm"] > 0 and ref["conductivity"]["sigma_NE_S_cm"] > 0
+    diffusion = pd.read_csv(tiny_run / "results/report/diffusion.csv") if (
+        tiny_run / "results/report/diffusion.csv").stat().st_size > 1 else pd.DataFrame()
+    summary = pd.read_csv(tiny_run / "results/report/summary.csv")
+    ran_through = summary[summary["D_Na_1e-9_m2_s"].notna()]
+    assert len(diffusion) == 2 * len(ran_through)  # one row per species of each model that ran through
+    assert (tiny_run / "results/report/rdf.png").stat().st_size > 10_000
+
+
 def test_report_html_contains_figure(tiny_run):
     snakemake(tiny_run, "--report", "results/report/report.html")
     html = (tiny_run / "results/report/report.html").read_text(errors="replace")
@@ -82,5 +102,6 @@ def test_training_change_plans_only_training_validation_and_report(tiny_run, tmp
         "ml_md": n_models,
         "summary": 1,
         "learning_curve": 1,
+        "observables_report": 1,
         "all": 1,
     }

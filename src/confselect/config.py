@@ -11,6 +11,10 @@ import hashlib
 import json
 
 
+#: Samples an MD run needs for block-averaged transport coefficients (5 blocks of >= 6 frames).
+MIN_SAMPLES = 30
+
+
 class ConfigError(ValueError):
     """A configuration problem; the message names the offending key."""
 
@@ -143,5 +147,10 @@ def check_config(config: dict, methods) -> None:
     if n_frames(config, "test") < 1:
         raise ConfigError("test: the held-out run yields no frames (test.ramp_fs < test.frame_interval_fs)")
     md = config["validation"]["md"]
-    if md["duration_fs"] < md["sample_interval_fs"]:
-        raise ConfigError("validation.md.duration_fs is shorter than validation.md.sample_interval_fs")
+    for key, duration in (("validation.md.duration_fs", md["duration_fs"]),
+                          ("validation.reference.duration_fs", config["validation"]["reference"]["duration_fs"])):
+        if duration / md["sample_interval_fs"] < MIN_SAMPLES:
+            raise ConfigError(
+                f"{key} gives {int(duration // md['sample_interval_fs'])} samples at validation.md.sample_interval_fs; "
+                f"diffusion and conductivity with 5 blocks need at least {MIN_SAMPLES}"
+            )

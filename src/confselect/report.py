@@ -30,8 +30,7 @@ def summary_row(model_dir, labeller: str, selection_file) -> dict:
     row.update(n_trained=training["n_trained"], n_label_failures=training["n_label_failures"])
     row.update({k: errors[k] for k in ("energy_rmse_eV_atom", "force_rmse_eV_A", "force_l4_eV_A", "force_max_error_eV_A")})
     row.update(stable=md["stable"], md_reason=md["reason"], time_survived_fs=md["time_survived_fs"])
-    for pair, value in md.get("rdf_error", {}).items():
-        row[f"rdf_error_{pair}"] = value
+    row.update({k: (float("nan") if v is None else v) for k, v in md.get("versus_reference", {}).items()})
     coverage = read_json(selection_file).get("coverage", {}).get(str(row["n_train"]), {})
     for key, value in coverage.items():
         row[f"coverage_{key}"] = value
@@ -68,6 +67,66 @@ def plot_learning_curve(summary, path, title_prefix: str = "") -> None:
             ax.set_title(f"{title_prefix}{system}: {label}")
             ax.grid(alpha=0.3)
         row[0].legend(title="method (o stable MD, s failed)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def transport_tables(model_dirs, references: dict):
+    """000 Tables I and II: self-diffusion per species (10^-9 m^2/s) and ionic conductivity (S/cm) for every
+    model whose ML-MD ran through, with the reference values; two DataFrames."""
+    import pandas as pd
+
+    diffusion, conductivity = [], []
+    for model_dir in model_dirs:
+        key = model_key(model_dir)
+        obs = read_json(Path(model_dir) / "md.json").get("observables") or {}
+        ref = references[key["system"]]
+        for species, value in (obs.get("diffusion") or {}).items():
+            r = ref["diffusion"][species]
+            diffusion.append({**key, "species": species, "D_1e-9_m2_s": value["D_1e-9_m2_s"],
+                              "D_1e-9_m2_s_sem": value["D_1e-9_m2_s_sem"], "D_ref_1e-9_m2_s": r["D_1e-9_m2_s"],
+                              "D_ref_1e-9_m2_s_sem": r["D_1e-9_m2_s_sem"]})
+        if obs.get("conductivity"):
+            value, r = obs["conductivity"], ref["conductivity"]
+            conductivity.append({**key, "sigma_S_cm": value["sigma_S_cm"], "sigma_S_cm_sem": value["sigma_S_cm_sem"],
+                                 "sigma_NE_S_cm": value["sigma_NE_S_cm"], "sigma_ref_S_cm": r["sigma_S_cm"],
+                                 "sigma_ref_S_cm_sem": r["sigma_S_cm_sem"]})
+    return pd.DataFrame(diffusion), pd.DataFrame(conductivity)
+
+
+def plot_rdfs(model_dirs, references: dict, path) -> None:
+    """000 Fig. 4: partial RDFs of the largest training set of each method (first seed) against the reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [model_key(d) for d in model_dirs]
+    chosen = {}
+    for key, model_dir in zip(keys, model_dirs):
+        slot = (key["system"], key["method"])
+        best = chosen.get(slot)
+        if best is None or (key["n_train"], -key["seed"]) > (best[0]["n_train"], -best[0]["seed"]):
+            chosen[slot] = (key, model_dir)
+    systems = sorted(references)
+    pairs = {s: [k for k in references[s]["rdf"] if k not in ("r", "sem")] for s in systems}
+    ncols = max(len(p) for p in pairs.values())
+    fig, axes = plt.subplots(len(systems), ncols, figsize=(4.2 * ncols, 3.4 * len(systems)), squeeze=False)
+    for row, system in zip(axes, systems):
+        ref = references[system]["rdf"]
+        for ax, pair in zip(row, pairs[system]):
+            ax.plot(ref["r"], ref[pair], "k-", lw=2.2, label="reference")
+            for (s, method), (key, model_dir) in sorted(chosen.items()):
+                if s != system:
+                    continue
+                rdf = (read_json(Path(model_dir) / "md.json").get("observables") or {}).get("rdf")
+                if rdf:
+                    ax.plot(rdf["r"], rdf[pair], lw=1.2, label=f"{method} (n={key['n_train']})")
+            ax.set_xlabel("r (A)")
+            ax.set_ylabel(f"g_{pair}(r)")
+            ax.set_title(f"{system}: {pair}")
+        row[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -1,9 +1,9 @@
-"""The teacher's NVT run (LAMMPS) at the validation conditions and its RDFs: the reference observables."""
+"""The teacher's NVT run (LAMMPS) at the validation conditions: reference RDFs, diffusion, conductivity."""
 from confselect.classical import run_classical_nvt
 from confselect.jobs import log_to, write_json
-from confselect.observables import partial_rdfs
 from confselect.pool import read_frames
 from confselect.progress import Progress
+from confselect.validation import liquid_observables
 
 log_to(snakemake)
 md, ref, rdf = snakemake.params.md, snakemake.params.reference, snakemake.params.rdf
@@ -15,9 +15,8 @@ run_classical_nvt(
     md["thermostat_damping_fs"], md["sample_interval_fs"], seed=0, on_frame=frames.append,
     progress=lambda k, n, f: progress(k),
 )
-g = partial_rdfs(frames, rdf["rmax_A"], rdf["nbins"])
-write_json(
-    snakemake.output[0],
-    {"rdf": g, "n_frames": len(frames),
-     "temperature_K": md["temperature_K"], "volume_A3": float(start.get_volume())},
+observables = liquid_observables(
+    frames, md["sample_interval_fs"], snakemake.params.system["charges_e"], md["temperature_K"],
+    rdf["rmax_A"], rdf["nbins"],
 )
+write_json(snakemake.output[0], {**observables, "temperature_K": md["temperature_K"], "volume_A3": start.get_volume()})
