@@ -69,3 +69,14 @@ def test_workflow_refuses_bad_config_before_any_job(tmp_path, override, needle):
     assert proc.returncode != 0
     assert needle in proc.stdout, proc.stdout[-2000:]
     assert not (tmp_path / "results").exists()
+
+
+def test_missing_cp2k_executable_stops_before_any_job(tmp_path):
+    bad = tmp_path / "cp2k.yaml"
+    bad.write_text(yaml.safe_dump({"systems": {"NaCl": {"labeller": "cp2k"}},
+                                   "labelling": {"cp2k": {"executable": "cp2k-not-installed.psmp"}}}))
+    proc = snakemake(tmp_path, "-n", configfiles=(TINY, bad), check=False)
+    assert proc.returncode != 0
+    assert "Labeller 'cp2k' of systems.NaCl cannot run here" in proc.stdout
+    assert "cp2k-not-installed.psmp" in proc.stdout and "apt-get install cp2k" in proc.stdout
+    assert not (tmp_path / "results").exists()

@@ -1,0 +1,271 @@
+"""The torch MD engine for SchNetPack models: forces, virial, neighbour-list reuse, integrators, early stops.
+
+The model is an untrained SchNet (fixed seed) of the project's architecture with its output layer scaled
+by 2, giving forces of 0.2-2 eV/A on molten-density NaCl.  Its energy surface is smooth but has no repulsive
+core, so ions may come within 0.3 A of each other: runs that test the integrators switch the distance check
+off (``min_distance_A=0``).  What is checked here (gradients, conservation, thermostat, barostat, agreement
+with ASE and SchNetPack) does not need a trained model.
+"""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from ase import units
+from ase.build import bulk
+
+from confselect.md_engine import STOP_CALLBACK, STOP_DISTANCE, STOP_FORCE, STOP_NONFINITE, MDEngine
+from confselect.training import build_model
+
+CUTOFF_A = 5.0
+BACKENDS = ["tabulated", "direct"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    net = build_model(64, 3, 20, CUTOFF_A, -3.5).eval()
+    with torch.no_grad():
+        last = net.output_modules[0].outnet[-1]
+        last.weight *= 2.0
+        last.bias *= 2.0
+    return net
+
+
+@pytest.fixture(scope="module")
+def melt():
+    """64 ions of NaCl at 1.5 g/cm^3 (rock salt, displaced by 0.2 A), velocities at 1200 K."""
+    from ase.md.velocitydistribution import Stationary, thermalize_momenta
+
+    a = (4 * 58.443 / 0.602214076 / 1.5) ** (1 / 3)
+    atoms = bulk("NaCl", "rocksalt", a=a, cubic=True).repeat((2, 2, 2))
+    rng = np.random.default_rng(0)
+    atoms.positions += rng.normal(scale=0.2, size=atoms.positions.shape)
+    thermalize_momenta(atoms, 1200.0, rng=rng)
+    Stationary(atoms)
+    return atoms
+
+
+def spk_calculator(model, stress=False):
+    """SchNetPack's ASE calculator as the project uses it (MatScipy list, eV), on a copy of the model
+    (``stress_key`` makes SchNetPack modify the model it is given)."""
+    import schnetpack.transform as trn
+    from schnetpack.interfaces import SpkCalculator
+
+    class WithFreeEnergy(SpkCalculator):
+        implemented_properties = [*SpkCalculator.implemented_properties, "free_energy"]
+
+        def calculate(self, *args, **kwargs):
+            super().calculate(*args, **kwargs)
+            self.results["free_energy"] = self.results["energy"]
+
+    return WithFreeEnergy(
+        model=copy.deepcopy(model),
+        neighbor_list=trn.MatScipyNeighborList(cutoff=CUTOFF_A),
+        energy_unit="eV",
+        stress_key="stress" if stress else None,
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_energy_forces_stress_equal_spk_calculator(model, melt, backend):
+    atoms = melt.copy()
+    atoms.calc = spk_calculator(model, stress=True)
+    engine = MDEngine(model, melt, backend=backend)
+    assert engine.backend == backend
+    out = engine.evaluate()
+    forces = atoms.get_forces()
+    assert np.sqrt(np.mean(forces**2)) > 0.15  # forces of a realistic size, so the comparison means something
+    # float32 model: energies of ~ -300 eV carry ~3e-5 eV rounding, forces ~1e-6 eV/A
+    assert out["energy_eV"] == pytest.approx(atoms.get_potential_energy(), abs=2e-4)
+    assert np.abs(out["forces_eV_A"] - forces).max() < 1e-4
+    assert np.abs(out["stress_eV_A3"] - atoms.get_stress(voigt=False)).max() < 1e-6
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_virial_is_the_volume_and_strain_derivative_of_the_energy(model, melt, backend):
+    engine = MDEngine(model, melt, backend=backend, dtype=torch.float64)
+    out = engine.evaluate()
+    volume = melt.get_volume()
+
+    def energy(strain):
+        atoms = melt.copy()
+        atoms.set_cell(melt.cell.array @ strain, scale_atoms=True)
+        return engine.evaluate(atoms)["energy_eV"]
+
+    h = 1e-4
+    iso = [energy(np.eye(3) * (1 + s)) for s in (h, -h)]
+    dE_dV = (iso[0] - iso[1]) / (volume * ((1 + h) ** 3 - (1 - h) ** 3))
+    assert abs(dE_dV) > 1e-3  # a pressure of more than ~1.6 kbar: a real test
+    assert -out["virial_pressure_bar"] * units.bar == pytest.approx(dE_dV, rel=1e-5)
+    # an anisotropic strain (xx) and a shear (xy, symmetric) check the whole tensor, not only its trace
+    for a, b in ((0, 0), (0, 1)):
+        e = np.zeros((3, 3))
+        e[a, b] = e[b, a] = h
+        dE = (energy(np.eye(3) + e) - energy(np.eye(3) - e)) / (2 * h)
+        expected = volume * (out["stress_eV_A3"][a, b] * (1 if a == b else 2))
+        assert dE == pytest.approx(expected, rel=1e-4, abs=1e-6)
+
+
+def test_tabulated_filters_match_the_filter_networks(model, melt):
+    """The tables reproduce W_a(d) = filter_a(rbf(d)) * cutoff(d) (evaluated in float64) far below the float32
+    rounding of the network itself, and vanish at the cutoff."""
+    from confselect.md_engine import TabulatedSchNetEvaluator, load_model
+
+    evaluator = TabulatedSchNetEvaluator(load_model(model), melt.numbers)
+    rep = copy.deepcopy(model.representation).double()
+    d = torch.linspace(1.0, CUTOFF_A - 1e-9, 4001, dtype=torch.float64)
+    with torch.no_grad():
+        exact = [b.filter_network(rep.radial_basis(d)) * rep.cutoff_fn(d)[:, None] for b in rep.interactions]
+        r32, d32 = copy.deepcopy(model.representation).float(), d.float()
+        network32 = [b.filter_network(r32.radial_basis(d32)) * r32.cutoff_fn(d32)[:, None] for b in r32.interactions]
+    tables = evaluator.filter_values(d)
+    scale = max(float(w.abs().max()) for w in exact)
+    table_error = max(float((t.double() - w).abs().max()) for t, w in zip(tables, exact)) / scale
+    float32_error = max(float((n.double() - w).abs().max()) for n, w in zip(network32, exact)) / scale
+    assert table_error < 1e-6 and table_error < float32_error
+    assert max(float(t[-1].abs().max()) for t in tables) < 1e-6 * scale
+
+
+def test_verlet_list_is_rebuilt_before_a_pair_can_enter_the_cutoff():
+    """Two ions 0.01 A beyond cutoff + skin: the list (empty) stays valid while each has moved less than
+    skin/2 towards the other, and not beyond; in NPT it stays valid under a compression that keeps them
+    outside the cutoff and not under one that brings them inside, even without relative motion."""
+    from confselect.md_engine import VerletNeighbourList
+
+    skin = 1.0
+    cell = torch.eye(3, dtype=torch.float64) * 20.0
+    start = torch.tensor([[5.0, 5.0, 5.0], [5.0 + CUTOFF_A + skin + 0.01, 5.0, 5.0]], dtype=torch.float64)
+    verlet = VerletNeighbourList(CUTOFF_A, skin)
+    verlet.build(start, cell)
+    assert len(verlet.i) == 0
+
+    def closer(step):
+        return start + torch.tensor([[step, 0.0, 0.0], [-step, 0.0, 0.0]], dtype=torch.float64)
+
+    assert verlet.still_valid(closer(0.45 * skin), cell)  # 5.11 A apart: nothing entered
+    assert not verlet.still_valid(closer(0.55 * skin), cell)  # 4.91 A apart: inside, not listed
+    assert verlet.still_valid(start * 0.9, cell * 0.9)  # 5.41 A apart
+    assert not verlet.still_valid(start * 0.8, cell * 0.8)  # 4.81 A apart
+    assert verlet.update(start * 0.8, cell * 0.8) and len(verlet.i) == 1
+
+
+def test_neighbour_list_reuse_gives_the_trajectory_of_rebuilding_every_step(model, melt):
+    runs = {}
+    for skin in (1.0, 0.0):
+        engine = MDEngine(model, melt, skin_A=skin)
+        runs[skin] = engine.run("nve", steps=150, timestep_fs=2.0, sample_every=50, min_distance_A=0.0)
+        assert runs[skin].stop_reason == ""
+    reused, rebuilt = runs[1.0], runs[0.0]
+    assert rebuilt.neighbour_list_builds == 150  # skin 0: a new list every step
+    assert 1 <= reused.neighbour_list_builds <= 30  # atoms moved beyond skin/2, and the list was reused
+    moved = np.abs(reused.frames[-1].positions - melt.positions).max()
+    assert moved > 1.0
+    # only the summation order of the pairs differs: float32 rounding, amplified a little by chaos
+    assert np.abs(reused.frames[-1].positions - rebuilt.frames[-1].positions).max() < 1e-4
+    np.testing.assert_allclose(reused.series["conserved_eV"], rebuilt.series["conserved_eV"], atol=1e-4)
+
+
+def test_nve_conserves_energy_to_second_order_in_the_time_step(model, melt):
+    """Velocity Verlet conserves a shadow energy: the total energy fluctuates by O(dt^2) and does not drift.
+
+    Over the same 400 fs, halving the step must cut the fluctuation of E_tot about fourfold (a first-order
+    error would halve it), and it must stay a small fraction of the potential-energy fluctuation.
+    """
+    spread = {}
+    for dt in (2.0, 1.0):
+        engine = MDEngine(model, melt)
+        result = engine.run("nve", steps=int(400 / dt), timestep_fs=dt, sample_every=int(4 / dt), min_distance_A=0.0)
+        assert result.stop_reason == ""
+        s = result.series
+        e_tot = s["potential_eV"] + s["kinetic_eV"]
+        np.testing.assert_allclose(s["conserved_eV"], e_tot)
+        spread[dt] = e_tot.std()
+        assert spread[dt] < 0.05 * s["potential_eV"].std()
+        slope = np.polyfit(s["time_fs"] / 1000.0, e_tot / len(melt), 1)[0]  # eV/atom/ps
+        assert abs(slope) < 5e-4  # < 0.5 meV/atom/ps; it is itself O(dt^2) here (T climbs as ions settle)
+    assert 2.8 < spread[2.0] / spread[1.0] < 5.5
+
+
+def test_nvt_reaches_and_holds_the_target_temperature(model, melt):
+    """Start at 600 K, thermostat to 1200 K: after 0.5 ps the mean temperature is within the statistical error
+    of 1200 K.  A canonical 64-atom system has sigma_T = T sqrt(2 / 3N) = 122 K; 1.5 ps hold ~15 independent
+    samples (correlation time ~0.1 ps), so the mean is good to ~30 K: we allow 80 K.  The coupling time is
+    20 fs because the untrained surface keeps releasing potential energy as ions settle into its wells, and a
+    looser thermostat would lag behind that heat."""
+    engine = MDEngine(model, melt)
+    engine.set_velocities(600.0, seed=4)
+    assert engine.temperature() < 800.0
+    result = engine.run("nvt", steps=1000, timestep_fs=2.0, temperature_K=1200.0, thermostat_damping_fs=20.0,
+                        sample_every=5, min_distance_A=0.0)
+    assert result.stop_reason == ""
+    s = result.series
+    late = s["time_fs"] >= 500.0
+    assert s["temperature_K"][late].mean() == pytest.approx(1200.0, abs=80.0)
+    sigma = 1200.0 * np.sqrt(2.0 / (3 * len(melt)))
+    assert 0.5 * sigma < s["temperature_K"][late].std() < 1.6 * sigma
+    # the thermostat's conserved quantity holds while the physical energy is exchanged with the bath
+    e_tot = s["potential_eV"] + s["kinetic_eV"]
+    assert np.ptp(s["conserved_eV"]) < 0.05 * np.ptp(e_tot)
+
+
+@pytest.mark.parametrize("ensemble", ["nvt", "npt"])
+def test_thermostat_and_barostat_follow_ase_step_for_step(model, melt, ensemble):
+    """Same forces, same scheme: the engine's NHC / isotropic MTK trajectories are ASE's to float32 noise."""
+    from ase.md.nose_hoover_chain import IsotropicMTKNPT, NoseHooverChainNVT
+
+    atoms = melt.copy()
+    atoms.calc = spk_calculator(model, stress=ensemble == "npt")
+    kw = dict(timestep=2.0 * units.fs, temperature_K=1200.0, tdamp=100.0 * units.fs)
+    if ensemble == "nvt":
+        dyn = NoseHooverChainNVT(atoms, **kw)
+    else:  # a high pressure and a short barostat time make the volume move within 30 steps
+        dyn = IsotropicMTKNPT(atoms, pressure_au=2e4 * units.bar, pdamp=200.0 * units.fs, **kw)
+    dyn.run(30)
+    engine = MDEngine(model, melt)
+    result = engine.run(ensemble, steps=30, timestep_fs=2.0, temperature_K=1200.0, thermostat_damping_fs=100.0,
+                        pressure_bar=2e4, barostat_damping_fs=200.0, sample_every=30, min_distance_A=0.0)
+    final = result.frames[-1]
+    assert np.abs(final.positions - atoms.positions).max() < 1e-4
+    assert np.abs(final.get_momenta() - atoms.get_momenta()).max() < 1e-3 * np.abs(atoms.get_momenta()).max()
+    assert result.series["conserved_eV"][-1] == pytest.approx(dyn.get_conserved_energy(), abs=1e-3)
+    assert final.get_volume() == pytest.approx(atoms.get_volume(), rel=1e-6)
+    if ensemble == "npt":
+        assert atoms.get_volume() < 0.95 * melt.get_volume()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_broken_models_stop_the_run_with_a_reason(model, melt, backend):
+    huge = copy.deepcopy(model)
+    with torch.no_grad():
+        huge.output_modules[0].outnet[-1].weight *= 1e4
+    result = MDEngine(huge, melt, backend=backend).run("nvt", steps=50, temperature_K=1200.0)
+    assert result.stop_reason == STOP_FORCE and result.steps == 0
+    assert result.series["max_force_eV_A"][-1] > 10.0 and len(result.frames) == 1
+
+    nan = copy.deepcopy(model)
+    with torch.no_grad():
+        nan.output_modules[0].outnet[-1].bias.fill_(float("nan"))
+    result = MDEngine(nan, melt, backend="direct").run("nve", steps=50)
+    assert result.stop_reason == STOP_NONFINITE and result.steps == 0
+
+    result = MDEngine(model, melt, backend=backend).run("nve", steps=50, min_distance_A=3.0)
+    assert result.stop_reason == STOP_DISTANCE
+
+    def enough(atoms, sample):
+        return "long enough" if atoms.info["time_fs"] >= 20.0 else None
+
+    result = MDEngine(model, melt, backend=backend).run("nve", steps=50, sample_every=5, callback=enough,
+                                                        min_distance_A=0.0)
+    assert (result.stop_reason, result.steps, result.series["time_fs"][-1]) == ("long enough", 10, 20.0)
+    result = MDEngine(model, melt, backend=backend).run("nve", steps=50, sample_every=5, callback=lambda a, s: True)
+    assert result.stop_reason == STOP_CALLBACK and result.steps == 0
