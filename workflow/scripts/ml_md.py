@@ -1,7 +1,7 @@
 """NVT ML-MD with one trained model: stability verdict, time survived, and (if it ran through) RDFs,
 self-diffusion and ionic conductivity with their errors against the reference run."""
 from confselect.jobs import log_to, read_json, write_json
-from confselect.mlmd import run_nvt, spk_calculator
+from confselect.md_engine import MDEngine
 from confselect.observables import StabilityThresholds, partial_rdfs, stability_verdict
 from confselect.pool import read_frames
 from confselect.validation import compare_to_reference, liquid_observables, nan_to_none
@@ -10,15 +10,18 @@ log_to(snakemake)
 md, limits, rdf = snakemake.params.md, snakemake.params.stability, snakemake.params.rdf
 start = read_frames(snakemake.input.frames)[md.get("start_frame", -1)]
 reference = read_json(snakemake.input.reference)
-calc = spk_calculator(snakemake.input.model, snakemake.params.cutoff_A)
-frames, series, stop = run_nvt(
-    start, calc, md["temperature_K"], md["timestep_fs"], md["duration_fs"], md["thermostat_damping_fs"],
-    md["sample_interval_fs"], seed=int(snakemake.wildcards.seed), max_force_eV_A=limits["max_force_eV_A"],
-    min_distance_A=limits["min_distance_A"],
+engine = MDEngine(snakemake.input.model, start, cutoff_A=snakemake.params.cutoff_A)
+stride = max(1, round(md["sample_interval_fs"] / md["timestep_fs"]))
+run = engine.run(
+    "nvt", steps=int(md["duration_fs"] // md["timestep_fs"]), timestep_fs=md["timestep_fs"],
+    temperature_K=md["temperature_K"], thermostat_damping_fs=md["thermostat_damping_fs"], sample_every=stride,
+    seed=int(snakemake.wildcards.seed), max_force_eV_A=limits["max_force_eV_A"],
+    min_distance_A=limits["min_distance_A"], progress_label="ML-MD",
 )
+frames, series, stop = run.frames, run.series, run.stop_reason
 model_rdf = partial_rdfs(frames, rdf["rmax_A"], rdf["nbins"]) if len(frames) > 1 else None
 verdict = stability_verdict(
-    series["time_fs"], series["temperature_K"], series["energy_eV"], series["max_force_eV_A"],
+    series["time_fs"], series["temperature_K"], series["conserved_eV"], series["max_force_eV_A"],
     series["min_distance_A"], len(start), md["temperature_K"], StabilityThresholds(**limits),
     rdf_model=model_rdf, rdf_ref=reference["rdf"],
 )
@@ -36,6 +39,7 @@ result = {
     "time_survived_fs": float(verdict.time_survived_fs),
     "duration_fs": md["duration_fs"],
     "mean_temperature_K": float(series["temperature_K"].mean()),
+    "steps_per_s": run.steps_per_s,
     "observables": observables,
     "versus_reference": compare_to_reference(observables, reference) if observables["rdf"] else {},
 }
