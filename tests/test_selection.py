@@ -130,12 +130,13 @@ def test_declared_inputs():
     assert METHODS["force"].requires == ("forces",)
     for name in ("fps", "kmeans", "cur", "dopt", "rnd"):
         assert METHODS[name].requires == ("descriptors",)
+    assert METHODS["qbc"].requires == ("descriptors", "energies")
 
 
 def test_registry_names_and_knobs():
     assert set(METHODS) == {
         "random", "uniform_time", "uniform_energy", "atomic_energy", "force",
-        "fps", "kmeans", "cur", "dopt", "rnd",
+        "fps", "kmeans", "cur", "dopt", "rnd", "qbc",
     }  # fmt: skip
     assert make_selector("rnd", seed=2, hidden=(8,), steps_per_pick=3).hidden == (8,)
     assert make_selector("kmeans", max_iter=7).max_iter == 7
@@ -150,7 +151,7 @@ def test_registry_names_and_knobs():
 
 
 def test_seed_changes_the_seeded_methods_only():
-    for method in ("random", "rnd"):
+    for method in ("random", "rnd", "qbc"):
         assert selection(method, N_PICKS, 0) != selection(method, N_PICKS, 1), method
     for method in ("uniform_time", "uniform_energy", "fps", "cur", "dopt", "atomic_energy", "force"):
         assert selection(method, N_PICKS, 0) == selection(method, N_PICKS, 1), method

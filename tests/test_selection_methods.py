@@ -191,3 +191,50 @@ def test_cur_continues_past_the_rank_in_rounds():
     order = make_selector("cur").select(descriptors_pool(x), 30)
     np.testing.assert_array_equal(np.sort(order), np.arange(30))
     assert np.linalg.matrix_rank(x[order[:3]] - x.mean(axis=0)) == 3
+
+
+# --- query by committee -------------------------------------------------------------------------
+
+
+def test_qbc_queries_the_rare_cluster_after_its_random_start():
+    """The committee is fitted on bulk frames only; off that data its members extrapolate apart, so the
+    first queried batch reaches the far cluster (random picks would need ~100 draws to find it)."""
+    rng = np.random.default_rng(11)
+    bulk = rng.standard_normal((600, 8))
+    rare = rng.standard_normal((5, 8)) * 0.3 + 5.0
+    x = np.vstack([bulk[:300], rare, bulk[300:]])
+    energies = x @ rng.standard_normal(8) + 0.1 * rng.standard_normal(len(x))  # eV
+    pool = PoolFeatures(descriptors=x, energies=energies)
+    rare_frames = set(range(300, 305))
+    selector = make_selector("qbc", seed=0, n_initial=4, batch_size=2)
+    order = selector.select(pool, 10)
+    assert not rare_frames & set(order[:4].tolist())  # the random start missed it ...
+    assert rare_frames & set(order[4:6].tolist())  # ... the first query finds it
+    # the random start is the seeded permutation's head, and later rounds depend on the committee's training
+    np.testing.assert_array_equal(order[:4], np.random.default_rng(0).permutation(len(x))[:4])
+    untrained = make_selector("qbc", seed=0, n_initial=4, batch_size=2, steps_per_round=0).select(pool, 10)
+    assert not np.array_equal(order, untrained)
+
+
+def test_qbc_committee_agrees_where_it_was_fitted():
+    import torch
+
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((400, 6))
+    pool = PoolFeatures(descriptors=x, energies=np.sin(x[:, 0]) + x[:, 1])
+    selector = make_selector("qbc", seed=3, n_initial=40, batch_size=1)
+    picks = selector.select(pool, 41)
+    # refit a committee the way one round does, on the 40 random picks, and compare sigma on and off them
+    committee = selector.committee(6)
+    optimiser = torch.optim.Adam(committee.parameters(), lr=selector.learning_rate)
+    inputs = torch.as_tensor(x[picks[:40]], dtype=torch.float32)
+    y = pool.energies[picks[:40]]
+    targets = torch.as_tensor((y - y.mean()) / y.std(), dtype=torch.float32)
+    for _ in range(300):
+        optimiser.zero_grad()
+        ((committee(inputs) - targets) ** 2).mean(dim=1).sum().backward()
+        optimiser.step()
+    sigma = selector.disagreement(committee, torch.as_tensor(x, dtype=torch.float32))
+    assert sigma.shape == (400,)
+    far = np.linalg.norm(x, axis=1) > np.quantile(np.linalg.norm(x, axis=1), 0.9)
+    assert np.median(sigma[picks[:40]]) < np.median(sigma[far])

@@ -19,6 +19,13 @@ pytestmark = pytest.mark.workflow
 TINY_CONFIG = yaml.safe_load(TINY.read_text())
 
 
+def test_every_registered_method_runs_through_to_the_report(tiny_run):
+    from confselect.selection import METHODS
+
+    summary = pd.read_csv(tiny_run / "results/report/summary.csv")
+    assert set(summary["method"]) == set(METHODS) == set(TINY_CONFIG["sweep"]["methods"])
+
+
 def test_summary_has_one_row_per_model_with_physical_errors(tiny_run):
     summary = pd.read_csv(tiny_run / "results/report/summary.csv")
     sweep = TINY_CONFIG["sweep"]

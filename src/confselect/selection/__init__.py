@@ -8,6 +8,7 @@ from .dopt import DOptimalSelector
 from .force import ForceSelector
 from .fps import FPSSelector
 from .kmeans import KMeansSelector
+from .qbc import QBCSelector
 from .random import RandomSelector
 from .rnd import RNDSelector
 from .uniform_energy import UniformEnergySelector
@@ -26,6 +27,7 @@ METHODS: dict[str, type[Selector]] = {
         CURSelector,
         DOptimalSelector,
         RNDSelector,
+        QBCSelector,
     )
 }
 
