@@ -92,6 +92,44 @@ def test_energy_forces_stress_equal_spk_calculator(model, melt, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_zbl_prior_energy_forces_stress_equal_spk_calculator(melt, backend):
+    """A SchNet with SchNetPack's ZBL repulsion prior: both backends reproduce SpkCalculator, and the prior
+    really contributes (the same network without it gives other forces)."""
+    torch.manual_seed(1)
+    with_zbl = build_model(32, 2, 16, CUTOFF_A, -3.5, repulsion="zbl").eval()
+    engine = MDEngine(with_zbl, melt, backend=backend)
+    assert engine.backend == backend
+    out = engine.evaluate()
+    atoms = melt.copy()
+    atoms.calc = spk_calculator(with_zbl, stress=True)
+    forces = atoms.get_forces()
+    assert out["energy_eV"] == pytest.approx(atoms.get_potential_energy(), abs=2e-4)
+    assert np.abs(out["forces_eV_A"] - forces).max() < 1e-4
+    assert np.abs(out["stress_eV_A3"] - atoms.get_stress(voigt=False)).max() < 1e-6
+    network_only = copy.deepcopy(with_zbl)
+    network_only.output_modules[1].ke.zero_()  # ZBL energy x 0
+    bare = MDEngine(network_only, melt, backend=backend).evaluate()
+    assert np.abs(bare["forces_eV_A"] - out["forces_eV_A"]).max() > 0.05
+
+
+def test_zbl_prior_keeps_a_cation_pair_apart():
+    """Two Na+ pushed together: the prior's repulsion grows steeply below 2 A (eV scale at 1.5 A)."""
+    from ase import Atoms
+
+    torch.manual_seed(2)
+    with_zbl = build_model(16, 1, 8, CUTOFF_A, 0.0, repulsion="zbl").eval()
+    network_only = copy.deepcopy(with_zbl)
+    network_only.output_modules[1].ke.zero_()
+
+    def pair_energy(model, d):
+        dimer = Atoms("Na2", positions=[[0, 0, 0], [d, 0, 0]], cell=[20.0] * 3, pbc=True)
+        return MDEngine(model, dimer).evaluate()["energy_eV"]
+
+    prior = [pair_energy(with_zbl, d) - pair_energy(network_only, d) for d in (1.5, 2.0, 2.6)]
+    assert prior[0] > 5.0 > prior[1] > prior[2] > 0.0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_virial_is_the_volume_and_strain_derivative_of_the_energy(model, melt, backend):
     engine = MDEngine(model, melt, backend=backend, dtype=torch.float64)
     out = engine.evaluate()

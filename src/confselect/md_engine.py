@@ -328,17 +328,27 @@ def tabulation_unsupported(model) -> str:
     if not all(type(m) is SchNetInteraction for m in rep.interactions):
         return "interaction blocks other than SchNetInteraction"
     outputs = list(model.output_modules)
-    if [type(m) for m in outputs] != [spk.atomistic.Atomwise, spk.atomistic.Forces]:
-        return "output modules other than [Atomwise, Forces]"
-    atomwise, forces = outputs
-    if atomwise.aggregation_mode not in ("sum", "avg") or forces.energy_key != atomwise.output_key:
+    types = [type(m) for m in outputs]
+    with_zbl = [spk.atomistic.Atomwise, spk.atomistic.ZBLRepulsionEnergy, spk.atomistic.Aggregation,
+                spk.atomistic.Forces]
+    if types == with_zbl:
+        atomwise, zbl, total, forces = outputs
+        if sorted(total.keys) != sorted([atomwise.output_key, zbl.output_key]):
+            return "Aggregation of other terms than the Atomwise energy and the ZBL repulsion"
+        energy_key = total.output_key
+    elif types == [spk.atomistic.Atomwise, spk.atomistic.Forces]:
+        atomwise, forces = outputs
+        energy_key = atomwise.output_key
+    else:
+        return "output modules other than [Atomwise, Forces] or [Atomwise, ZBLRepulsionEnergy, Aggregation, Forces]"
+    if atomwise.aggregation_mode not in ("sum", "avg") or forces.energy_key != energy_key:
         return "Atomwise output not aggregated into the energy the Forces module differentiates"
     if forces.calc_stress or not forces.calc_forces:
         return "Forces module configured for other responses than forces"
     for pp in model.postprocessors:
         if isinstance(pp, (trn.CastTo64, trn.CastTo32)):
             continue
-        if isinstance(pp, trn.AddOffsets) and pp._property == atomwise.output_key:
+        if isinstance(pp, trn.AddOffsets) and pp._property == energy_key:
             continue
         return f"post-processor {type(pp).__name__} not supported"
     return ""
@@ -371,7 +381,13 @@ class TabulatedSchNetEvaluator:
         atomwise = model.output_modules[0]
         self.outnet = atomwise.outnet
         self.average = atomwise.aggregation_mode == "avg"
-        self.energy_key = atomwise.output_key
+        self.energy_key = model.output_modules[-1].energy_key
+        # A ZBL repulsion prior is a sum of pair terms: SchNetPack's own module, in float64, evaluated on the
+        # half list (it halves a full-list sum, so the half-list value is doubled below).
+        self.zbl = None
+        if len(model.output_modules) == 4:
+            self.zbl = copy.deepcopy(model.output_modules[1]).double()
+            self._zbl_inputs = {"_atomic_numbers": numbers_t, "_idx_m": torch.zeros(len(numbers_t), dtype=torch.int64)}
         self.postprocessors = list(model.postprocessors) if model.do_postprocessing else []
         self._post_inputs = {
             "_n_atoms": torch.tensor([len(numbers_t)]),
@@ -428,15 +444,30 @@ class TabulatedSchNetEvaluator:
             grad_t = torch.zeros_like(t)
         # dE/dr_ij = (dE/dt / h) r_ij / d_ij  (float64 from here on)
         pair_grad = (grad_t.detach().to(torch.float64) / (self.spacing_A * d))[:, None] * r_ij
+        energy = energy.detach().reshape(1)
+        if self.zbl is not None:
+            zbl_energy, zbl_grad = self._zbl(i, j, r_ij)
+            energy = energy.to(torch.float64) + zbl_energy
+            pair_grad = pair_grad + zbl_grad
         forces = torch.zeros((n, 3), dtype=torch.float64)
         forces.index_add_(0, i, pair_grad)
         forces.index_add_(0, j, -pair_grad)
         strain_derivative = r_ij.T @ pair_grad
         post = dict(self._post_inputs)
-        post[self.energy_key] = energy.detach().reshape(1)
+        post[self.energy_key] = energy
         for pp in self.postprocessors:
             post = pp(post)
         return float(post[self.energy_key].reshape(-1)[0]), forces, strain_derivative
+
+
+    def _zbl(self, i, j, r_ij):
+        """ZBL energy (eV, shape (1,)) and its gradient w.r.t. the half-list pair vectors (eV/A, (P, 3))."""
+        r = r_ij.detach().clone().requires_grad_(True)
+        inputs = {**self._zbl_inputs, "_Rij": r, "_idx_i": i, "_idx_j": j}
+        with torch.enable_grad():
+            energy = 2.0 * self.zbl(inputs)[self.zbl.output_key].sum()
+            (grad,) = torch.autograd.grad(energy, r)
+        return energy.detach().reshape(1), grad
 
 
 # ----------------------------------------------------------------------------------------------------------

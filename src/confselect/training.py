@@ -16,23 +16,43 @@ import numpy as np
 from .progress import Progress
 
 
-def build_model(n_atom_basis: int, n_interactions: int, n_rbf: int, cutoff_A: float, energy_mean_per_atom: float):
-    """SchNet energy model with forces as the negative position gradient (energies eV, forces eV/A)."""
+REPULSION = ("none", "zbl")
+
+
+def build_model(n_atom_basis: int, n_interactions: int, n_rbf: int, cutoff_A: float, energy_mean_per_atom: float,
+                repulsion: str = "none"):
+    """SchNet energy model with forces as the negative position gradient (energies eV, forces eV/A).
+
+    ``repulsion="zbl"`` adds SchNetPack's Ziegler-Biersack-Littmark screened nuclear repulsion with its
+    universal parameters held fixed (not trained) and the model's cosine cutoff, so the network learns the
+    energy on top of a wall that keeps ions apart where the training data has no pairs (see
+    docs/design.md, "Repulsion prior").
+    """
     import schnetpack as spk
     import schnetpack.transform as trn
     import torch
 
+    if repulsion not in REPULSION:
+        raise ValueError(f"repulsion must be one of {REPULSION}, got {repulsion!r}")
     representation = spk.representation.SchNet(
         n_atom_basis=n_atom_basis,
         n_interactions=n_interactions,
         radial_basis=spk.nn.GaussianRBF(n_rbf=n_rbf, cutoff=cutoff_A),
         cutoff_fn=spk.nn.CosineCutoff(cutoff_A),
     )
+    energy_terms = [spk.atomistic.Atomwise(n_in=n_atom_basis, output_key="energy")]
+    if repulsion == "zbl":
+        energy_terms = [
+            spk.atomistic.Atomwise(n_in=n_atom_basis, output_key="energy_network"),
+            spk.atomistic.ZBLRepulsionEnergy(energy_unit="eV", position_unit="Ang", output_key="energy_zbl",
+                                             trainable=False, cutoff_fn=spk.nn.CosineCutoff(cutoff_A)),
+            spk.atomistic.Aggregation(keys=["energy_network", "energy_zbl"], output_key="energy"),
+        ]
     return spk.model.NeuralNetworkPotential(
         representation=representation,
         input_modules=[spk.atomistic.PairwiseDistances()],
         output_modules=[
-            spk.atomistic.Atomwise(n_in=n_atom_basis, output_key="energy"),
+            *energy_terms,
             spk.atomistic.Forces(energy_key="energy", force_key="forces"),
         ],
         postprocessors=[
@@ -75,6 +95,7 @@ class SchNetTrainer:
         device: str = "cpu",
         threads: int = 1,
         seed: int = 0,
+        repulsion: str = "none",
     ):
         self.n_atom_basis = n_atom_basis
         self.n_interactions = n_interactions
@@ -88,6 +109,7 @@ class SchNetTrainer:
         self.device = device
         self.threads = threads
         self.seed = seed
+        self.repulsion = repulsion
 
     def fit(self, frames, workdir):
         import pytorch_lightning as pl
@@ -117,7 +139,7 @@ class SchNetTrainer:
         )
         mean_per_atom = float(np.mean([a.get_potential_energy() / len(a) for a in frames]))
         dataset.transforms = [
-            trn.ASENeighborList(cutoff=self.cutoff_A),
+            trn.MatScipyNeighborList(cutoff=self.cutoff_A),
             trn.RemoveOffsets(
                 "energy", remove_mean=True, property_mean=torch.tensor([mean_per_atom], dtype=torch.float64)
             ),
@@ -130,7 +152,8 @@ class SchNetTrainer:
             num_workers=0,
             generator=torch.Generator().manual_seed(self.seed),
         )
-        model = build_model(self.n_atom_basis, self.n_interactions, self.n_rbf, self.cutoff_A, mean_per_atom)
+        model = build_model(self.n_atom_basis, self.n_interactions, self.n_rbf, self.cutoff_A, mean_per_atom,
+                            repulsion=self.repulsion)
         outputs = [
             spk.task.ModelOutput(
                 name=key,
