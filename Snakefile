@@ -23,3 +23,4 @@ rule all:
         "results/report/summary.csv",
         "results/report/learning_curve.png",
         "results/report/rdf.png",
+        "results/report/density.png",

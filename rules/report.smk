@@ -4,14 +4,17 @@ rule summary:
         training=[f"{d}/training.json" for d in model_dirs()],
         errors=[f"{d}/test_errors.json" for d in model_dirs()],
         md=[f"{d}/md.json" for d in model_dirs()],
-        selections=[
-            f"results/{system}/selection/{method}/seed{seed}.json"
+        npt=[f"{d}/npt.json" for d in model_dirs()],
+        reference_npt=[f"results/{system}/reference/npt.json" for system in SWEEP["systems"]],
+        coverage=[
+            f"results/{system}/selection/{method}/seed{seed}_coverage.json"
             for system in SWEEP["systems"]
             for method in SWEEP["methods"]
             for seed in SWEEP["seeds"]
         ],
     params:
         labellers={system: labeller_id(config, system) for system in SWEEP["systems"]},
+        systems=SWEEP["systems"],
     output:
         report("results/report/summary.csv", category="Summary", caption="../workflow/report/summary.rst"),
     log:
@@ -56,3 +59,22 @@ rule observables_report:
         "../envs/report.yaml"
     script:
         "../workflow/scripts/observables_report.py"
+
+
+rule density_report:
+    """000 Fig. 3: NPT density against temperature, models vs the reference, as a figure and a table."""
+    input:
+        npt=[f"{d}/npt.json" for d in model_dirs()],
+        references=[f"results/{system}/reference/npt.json" for system in SWEEP["systems"]],
+    output:
+        table=report("results/report/density.csv", category="Density", caption="../workflow/report/density_table.rst"),
+        figure=report("results/report/density.png", category="Density", caption="../workflow/report/density.rst"),
+    params:
+        model_dirs=model_dirs(),
+        systems=SWEEP["systems"],
+    log:
+        "logs/report/density_report.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow/scripts/density_report.py"

@@ -26,6 +26,7 @@ rule reference_md:
         md=config["validation"]["md"],
         reference=config["validation"]["reference"],
         rdf=config["validation"]["rdf"],
+        supercell=config["validation"]["supercell"],
     log:
         "logs/{system}/reference_md.log",
     conda:
@@ -48,9 +49,50 @@ rule ml_md:
         rdf=config["validation"]["rdf"],
         cutoff_A=config["training"]["cutoff_A"],
         charges_e=lambda w: config["systems"][w.system]["charges_e"],
+        supercell=config["validation"]["supercell"],
     log:
         "logs/{system}/ml_md_{method}_n{n}_seed{seed}.log",
     conda:
         "../envs/validate.yaml"
     script:
         "../workflow/scripts/ml_md.py"
+
+
+rule reference_npt:
+    """The teacher's NPT runs at each validation temperature: reference densities (000 Fig. 3)."""
+    input:
+        "results/{system}/test/frames.extxyz",
+    output:
+        "results/{system}/reference/npt.json",
+    params:
+        system=system_definition,
+        md={"start_frame": config["validation"]["md"]["start_frame"]},
+        density=config["validation"]["density"],
+        supercell=config["validation"]["supercell"],
+    log:
+        "logs/{system}/reference_npt.log",
+    conda:
+        "../envs/pool.yaml"
+    script:
+        "../workflow/scripts/reference_npt.py"
+
+
+rule ml_npt:
+    """NPT ML-MD with a trained model at each validation temperature: stability and density."""
+    input:
+        model="results/{system}/models/{method}/n{n}/seed{seed}/model.pt",
+        frames="results/{system}/test/frames.extxyz",
+    output:
+        "results/{system}/models/{method}/n{n}/seed{seed}/npt.json",
+    params:
+        md={"start_frame": config["validation"]["md"]["start_frame"]},
+        density=config["validation"]["density"],
+        stability=config["validation"]["stability"],
+        cutoff_A=config["training"]["cutoff_A"],
+        supercell=config["validation"]["supercell"],
+    log:
+        "logs/{system}/ml_npt_{method}_n{n}_seed{seed}.log",
+    conda:
+        "../envs/validate.yaml"
+    script:
+        "../workflow/scripts/ml_npt.py"

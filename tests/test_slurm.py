@@ -58,7 +58,8 @@ GPU_RULES = {"descriptors", "select", "train"}
 CPU_RULES = {"label"}
 ALL_RULES = {
     "classical_md", "pool_features", "reference_md", "descriptors", "select", "label", "train",
-    "test_errors", "ml_md", "summary", "learning_curve",
+    "coverage", "test_errors", "ml_md", "reference_npt", "ml_npt", "summary", "learning_curve", "observables_report",
+    "density_report",
 }
 FULL = os.environ.get("CONFSELECT_SLURM_TEST_FULL") == "1"
 # Rules the run submits: everything up to training, or the whole workflow.

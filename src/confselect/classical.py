@@ -256,14 +256,30 @@ def run_classical_md(system: dict, protocol: dict, seed: int, on_frame, progress
 def run_classical_nvt(system: dict, atoms, temperature_K: float, timestep_fs: float, duration_fs: float,
                       thermostat_damping_fs: float, sample_interval_fs: float, seed: int, on_frame, progress=None):
     """NVT (Nose-Hoover chain) of the classical potential from ``atoms`` at fixed volume: the reference run."""
+    fix = f"fix nvt all nvt temp {temperature_K} {temperature_K} {thermostat_damping_fs / 1000.0}"
+    _run_from(system, atoms, fix, temperature_K, timestep_fs, duration_fs, sample_interval_fs, seed, on_frame,
+              progress)
+
+
+def run_classical_npt(system: dict, atoms, temperature_K: float, pressure_bar: float, timestep_fs: float,
+                      duration_fs: float, thermostat_damping_fs: float, barostat_damping_fs: float,
+                      sample_interval_fs: float, seed: int, on_frame, progress=None):
+    """Isotropic NPT (Nose-Hoover chain thermostat and barostat) of the classical potential from ``atoms``:
+    the reference densities."""
+    fix = (
+        f"fix npt all npt temp {temperature_K} {temperature_K} {thermostat_damping_fs / 1000.0} "
+        f"iso {pressure_bar} {pressure_bar} {barostat_damping_fs / 1000.0}"
+    )
+    _run_from(system, atoms, fix, temperature_K, timestep_fs, duration_fs, sample_interval_fs, seed, on_frame,
+              progress)
+
+
+def _run_from(system, atoms, fix, temperature_K, timestep_fs, duration_fs, sample_interval_fs, seed, on_frame,
+              progress):
+    """Fresh Maxwell-Boltzmann velocities at ``temperature_K``, then ``duration_fs`` under the LAMMPS ``fix``."""
     stride = max(1, int(round(sample_interval_fs / timestep_fs)))
     lmp, numbers_of_type = _lammps_from_atoms(system, atoms, timestep_fs, stride)
-    lmp.commands_list(
-        [
-            f"velocity all create {temperature_K} {seed + 1} mom yes rot yes dist gaussian",
-            f"fix nvt all nvt temp {temperature_K} {temperature_K} {thermostat_damping_fs / 1000.0}",
-        ]
-    )
+    lmp.commands_list([f"velocity all create {temperature_K} {seed + 1} mom yes rot yes dist gaussian", fix])
     n_steps = int(round(duration_fs / timestep_fs))
     _run_sampled(lmp, numbers_of_type, n_steps, stride, timestep_fs, on_frame, progress)
     lmp.close()

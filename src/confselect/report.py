@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from .jobs import read_json
+from .validation import density_errors
 
 _MODEL_DIR = re.compile(r"(?P<system>[^/]+)/models/(?P<method>[^/]+)/n(?P<n>\d+)/seed(?P<seed>\d+)$")
 
@@ -19,8 +20,13 @@ def model_key(model_dir) -> dict:
     return {"system": d["system"], "method": d["method"], "n_train": int(d["n"]), "seed": int(d["seed"])}
 
 
-def summary_row(model_dir, labeller: str, selection_file) -> dict:
-    """Everything known about one model, flat, with units in the column names."""
+def summary_row(model_dir, labeller: str, coverage_file, reference_npt: dict | None = None) -> dict:
+    """Everything known about one model, flat, with units in the column names.
+
+    ``reference_npt``: the reference's NPT densities (``runs`` of ``reference/npt.json``); with it, the
+    model's ``npt.json`` adds density, its error and its relative error per temperature and ``npt_stable``
+    (every NPT run went through).
+    """
     model_dir = Path(model_dir)
     row = model_key(model_dir)
     row["labeller"] = labeller
@@ -31,7 +37,11 @@ def summary_row(model_dir, labeller: str, selection_file) -> dict:
     row.update({k: errors[k] for k in ("energy_rmse_eV_atom", "force_rmse_eV_A", "force_l4_eV_A", "force_max_error_eV_A")})
     row.update(stable=md["stable"], md_reason=md["reason"], time_survived_fs=md["time_survived_fs"])
     row.update({k: (float("nan") if v is None else v) for k, v in md.get("versus_reference", {}).items()})
-    coverage = read_json(selection_file).get("coverage", {}).get(str(row["n_train"]), {})
+    if reference_npt is not None:
+        runs = read_json(model_dir / "npt.json")["runs"]
+        row["npt_stable"] = all(run["stable"] for run in runs.values())
+        row.update(density_errors(runs, reference_npt))
+    coverage = read_json(coverage_file).get(str(row["n_train"]), {})
     for key, value in coverage.items():
         row[f"coverage_{key}"] = value
     return row
@@ -102,13 +112,7 @@ def plot_rdfs(model_dirs, references: dict, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [model_key(d) for d in model_dirs]
-    chosen = {}
-    for key, model_dir in zip(keys, model_dirs):
-        slot = (key["system"], key["method"])
-        best = chosen.get(slot)
-        if best is None or (key["n_train"], -key["seed"]) > (best[0]["n_train"], -best[0]["seed"]):
-            chosen[slot] = (key, model_dir)
+    chosen = largest_models(model_dirs)
     systems = sorted(references)
     pairs = {s: [k for k in references[s]["rdf"] if k not in ("r", "sem")] for s in systems}
     ncols = max(len(p) for p in pairs.values())
@@ -127,6 +131,71 @@ def plot_rdfs(model_dirs, references: dict, path) -> None:
             ax.set_ylabel(f"g_{pair}(r)")
             ax.set_title(f"{system}: {pair}")
         row[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def largest_models(model_dirs) -> dict:
+    """(system, method) -> (key, model_dir) of the largest training set (lowest seed on ties): the model each
+    method is shown with in the structure and density figures, as 000 shows its 32-configuration models."""
+    chosen = {}
+    for model_dir in model_dirs:
+        key = model_key(model_dir)
+        slot = (key["system"], key["method"])
+        best = chosen.get(slot)
+        if best is None or (key["n_train"], -key["seed"]) > (best[0]["n_train"], -best[0]["seed"]):
+            chosen[slot] = (key, model_dir)
+    return chosen
+
+
+def density_table(model_dirs, references: dict):
+    """000 Fig. 3 as a table: one row per (model, temperature) with the model's NPT density (g/cm^3), its
+    standard error, whether the run was stable, and the reference's density at that temperature."""
+    import pandas as pd
+
+    rows = []
+    for model_dir in model_dirs:
+        key = model_key(model_dir)
+        ref = references[key["system"]]["runs"]
+        for t, run in read_json(Path(model_dir) / "npt.json")["runs"].items():
+            rows.append({**key, "temperature_K": float(t), "stable": run["stable"],
+                         "density_g_cm3": run.get("density_g_cm3"), "density_g_cm3_sem": run.get("density_g_cm3_sem"),
+                         "density_ref_g_cm3": ref[t]["density_g_cm3"],
+                         "density_ref_g_cm3_sem": ref[t]["density_g_cm3_sem"], "reason": run["reason"]})
+    return pd.DataFrame(rows)
+
+
+def plot_density(table, references: dict, path) -> None:
+    """000 Fig. 3: NPT density against temperature, the reference (black) and the largest training set of
+    each method (first seed); a model's failed runs are left out, so a method with no point never ran NPT."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = sorted(references)
+    fig, axes = plt.subplots(1, len(systems), figsize=(5.2 * len(systems), 4.0), squeeze=False)
+    for ax, system in zip(axes[0], systems):
+        ref = sorted(references[system]["runs"].values(), key=lambda r: r["temperature_K"])
+        ax.errorbar([r["temperature_K"] for r in ref], [r["density_g_cm3"] for r in ref],
+                    yerr=[r["density_g_cm3_sem"] or 0.0 for r in ref], fmt="k*-", ms=9, capsize=3, label="reference")
+        data = table[table["system"] == system] if len(table) else table
+        if len(data):
+            largest = data.groupby("method")["n_train"].transform("max")
+            first_seed = data.groupby(["method", "n_train"])["seed"].transform("min")
+            data = data[(data["n_train"] == largest) & (data["seed"] == first_seed)]
+            for i, (method, group) in enumerate(sorted(data.groupby("method"), key=lambda kv: kv[0])):
+                ok = group[group["stable"]].sort_values("temperature_K")
+                # small horizontal offsets keep overlapping error bars readable
+                ax.errorbar(ok["temperature_K"] + 6.0 * (i - len(data["method"].unique()) / 2), ok["density_g_cm3"],
+                            yerr=ok["density_g_cm3_sem"].fillna(0.0), fmt="x", ms=7, capsize=2,
+                            label=f"{method} (n={int(group['n_train'].iloc[0])}, {len(ok)}/{len(group)} stable)")
+        ax.set_xlabel("temperature (K)")
+        ax.set_ylabel("density (g/cm$^3$)")
+        ax.set_title(f"{system}: NPT density")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .observables import density, ionic_conductivity, partial_rdfs, rdf_error, self_diffusion
+from .observables import density, ionic_conductivity, partial_rdfs, rdf_error, self_diffusion, stability_verdict
 
 
 def liquid_observables(frames, dt_fs: float, charges_e: dict, temperature_K: float, rmax_A: float, nbins: int,
@@ -30,6 +30,88 @@ def npt_density(frames, n_blocks: int = 5) -> dict:
     """Mean density (g/cm^3) and its block-average standard error over NPT frames."""
     mean, sem = density(frames, n_blocks=n_blocks)
     return {"density_g_cm3": mean, "density_g_cm3_sem": sem, "n_frames": len(frames)}
+
+
+def validation_start(frames, md: dict, supercell) -> "Atoms":
+    """The start of every validation run: frame ``md["start_frame"]`` of the held-out trajectory, repeated
+    ``supercell`` times along the cell vectors (000 validates on 400 atoms, trains on 100)."""
+    start = frames[md.get("start_frame", -1)].copy()
+    start.calc = None
+    return start.repeat(tuple(int(k) for k in supercell))
+
+
+def equilibrated(frames, equilibration_fs: float) -> list:
+    """The frames at or after ``equilibration_fs`` (by their ``time_fs``), the part an average may use."""
+    return [f for f in frames if f.info["time_fs"] >= equilibration_fs - 1e-9]
+
+
+def reference_density_scan(run_npt, temperatures_K, density_settings: dict) -> dict:
+    """Densities of the reference at each temperature: ``run_npt(T) -> frames`` (time_fs in their info).
+
+    Returns ``{"<T>": {"temperature_K", "density_g_cm3", "density_g_cm3_sem", "n_frames"}}``, keyed by
+    ``f"{T:g}"``.
+    """
+    out = {}
+    for temperature in temperatures_K:
+        frames = equilibrated(run_npt(float(temperature)), density_settings["equilibration_fs"])
+        out[f"{float(temperature):g}"] = {"temperature_K": float(temperature), **npt_density(frames)}
+    return out
+
+
+def ml_density_scan(engine, temperatures_K, density_settings: dict, limits, seed: int,
+                    progress: bool = True) -> dict:
+    """NPT runs of an :class:`~confselect.md_engine.MDEngine` from its current state at each temperature.
+
+    Every run starts from the same configuration with fresh Maxwell-Boltzmann velocities (seed ``seed + k``
+    for the k-th temperature) and is judged like the NVT validation run
+    (:func:`~confselect.observables.stability_verdict` on the conserved quantity of the MTK integrator),
+    plus a volume criterion: ``|V / V_start - 1| > max_volume_change`` fails (a melt that boils off or
+    collapses). Only a run that is stable for its whole length gets a density, averaged over the frames
+    after ``equilibration_fs``. A blow-up is recorded, never raised.
+
+    Returns ``{"<T>": {"temperature_K", "stable", "reason", "time_survived_fs", "mean_temperature_K",
+    "mean_pressure_bar", "steps_per_s", and if stable "density_g_cm3", "density_g_cm3_sem", "n_frames"}}``.
+    """
+    d = density_settings
+    start = engine.to_atoms()
+    v0 = start.get_volume()
+    steps = int(round(d["duration_fs"] / d["timestep_fs"]))
+    stride = max(1, int(round(d["sample_interval_fs"] / d["timestep_fs"])))
+    out = {}
+    for k, temperature in enumerate(float(t) for t in temperatures_K):
+        engine.set_state(start)
+        run = engine.run(
+            "npt", steps=steps, timestep_fs=d["timestep_fs"], temperature_K=temperature,
+            thermostat_damping_fs=d["thermostat_damping_fs"], pressure_bar=d["pressure_bar"],
+            barostat_damping_fs=d["barostat_damping_fs"], sample_every=stride, seed=seed + k,
+            max_force_eV_A=limits.max_force_eV_A, min_distance_A=limits.min_distance_A,
+            progress_label=f"ML-NPT {temperature:g} K" if progress else None,
+        )
+        s = run.series
+        verdict = stability_verdict(s["time_fs"], s["temperature_K"], s["conserved_eV"], s["max_force_eV_A"],
+                                    s["min_distance_A"], len(start), temperature, limits)
+        reason, survived = verdict.reason or run.stop_reason, verdict.time_survived_fs
+        swell = np.abs(s["volume_A3"] / v0 - 1.0)
+        beyond = np.flatnonzero(~(swell <= d["max_volume_change"]))
+        if len(beyond) and (not reason or s["time_fs"][beyond[0]] <= survived):
+            t_fail = s["time_fs"][beyond[0]]
+            reason = (f"volume changed by {100 * swell[beyond[0]]:.0f} % (limit {100 * d['max_volume_change']:.0f} %) "
+                      f"at t = {t_fail:g} fs")
+            survived = float(s["time_fs"][max(beyond[0] - 1, 0)] - s["time_fs"][0])
+        completed = not run.stop_reason and run.steps == steps
+        entry = {
+            "temperature_K": temperature,
+            "stable": bool(completed and not reason),
+            "reason": reason,
+            "time_survived_fs": float(survived),
+            "mean_temperature_K": float(np.nanmean(s["temperature_K"])),
+            "mean_pressure_bar": float(np.nanmean(s["pressure_bar"])),
+            "steps_per_s": run.steps_per_s,
+        }
+        if entry["stable"]:
+            entry.update(npt_density(equilibrated(run.frames, d["equilibration_fs"])))
+        out[f"{temperature:g}"] = entry
+    return out
 
 
 def compare_to_reference(model: dict, reference: dict) -> dict:
@@ -60,11 +142,16 @@ def density_errors(model: dict, reference: dict) -> dict:
     out = {}
     for temperature, ref in sorted(reference.items(), key=lambda kv: float(kv[0])):
         value = model.get(temperature, {})
-        rho = value.get("density_g_cm3", math.nan) if value.get("stable", True) else math.nan
+        rho = _number(value.get("density_g_cm3")) if value.get("stable", True) else math.nan
         out[f"density_{float(temperature):g}K_g_cm3"] = rho
-        out[f"density_{float(temperature):g}K_g_cm3_sem"] = value.get("density_g_cm3_sem", math.nan)
+        out[f"density_{float(temperature):g}K_g_cm3_sem"] = _number(value.get("density_g_cm3_sem"))
         out[f"density_{float(temperature):g}K_rel_error"] = (rho - ref["density_g_cm3"]) / ref["density_g_cm3"]
     return out
+
+
+def _number(value) -> float:
+    """A JSON number as float; null (NaN written by :func:`nan_to_none`) or absent as NaN."""
+    return math.nan if value is None else float(value)
 
 
 def nan_to_none(value):

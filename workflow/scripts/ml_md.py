@@ -4,11 +4,11 @@ from confselect.jobs import log_to, read_json, write_json
 from confselect.md_engine import MDEngine
 from confselect.observables import StabilityThresholds, partial_rdfs, stability_verdict
 from confselect.pool import read_frames
-from confselect.validation import compare_to_reference, liquid_observables, nan_to_none
+from confselect.validation import compare_to_reference, liquid_observables, nan_to_none, validation_start
 
 log_to(snakemake)
 md, limits, rdf = snakemake.params.md, snakemake.params.stability, snakemake.params.rdf
-start = read_frames(snakemake.input.frames)[md.get("start_frame", -1)]
+start = validation_start(read_frames(snakemake.input.frames), md, snakemake.params.supercell)
 reference = read_json(snakemake.input.reference)
 engine = MDEngine(snakemake.input.model, start, cutoff_A=snakemake.params.cutoff_A)
 stride = max(1, round(md["sample_interval_fs"] / md["timestep_fs"]))

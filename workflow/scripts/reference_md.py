@@ -3,11 +3,11 @@ from confselect.classical import run_classical_nvt
 from confselect.jobs import log_to, write_json
 from confselect.pool import read_frames
 from confselect.progress import Progress
-from confselect.validation import liquid_observables
+from confselect.validation import liquid_observables, validation_start
 
 log_to(snakemake)
 md, ref, rdf = snakemake.params.md, snakemake.params.reference, snakemake.params.rdf
-start = read_frames(snakemake.input[0])[md.get("start_frame", -1)]
+start = validation_start(read_frames(snakemake.input[0]), md, snakemake.params.supercell)
 frames = []
 progress = Progress("reference NVT", int(ref["duration_fs"] // md["sample_interval_fs"]))
 run_classical_nvt(

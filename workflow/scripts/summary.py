@@ -3,16 +3,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from confselect.jobs import log_to
+from confselect.jobs import log_to, read_json
 from confselect.report import model_key, summary_row
 
 log_to(snakemake)
+reference_npt = {s: read_json(p)["runs"] for s, p in zip(snakemake.params.systems, snakemake.input.reference_npt)}
 rows = []
 for info in snakemake.input.training:
     model_dir = Path(info).parent
     key = model_key(model_dir)
-    selection = f"results/{key['system']}/selection/{key['method']}/seed{key['seed']}.json"
-    rows.append(summary_row(model_dir, snakemake.params.labellers[key["system"]], selection))
+    coverage = f"results/{key['system']}/selection/{key['method']}/seed{key['seed']}_coverage.json"
+    rows.append(summary_row(model_dir, snakemake.params.labellers[key["system"]], coverage, reference_npt[key["system"]]))
 summary = pd.DataFrame(rows).sort_values(["system", "method", "n_train", "seed"])
 summary.to_csv(snakemake.output[0], index=False)
 print(summary.to_string(index=False), flush=True)
