@@ -16,6 +16,7 @@ from confselect.config import (
     labeller_id,
     labeller_settings,
     n_frames,
+    n_select,
     protocol,
     validate_config,
 )

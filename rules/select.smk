@@ -17,19 +17,38 @@ rule descriptors:
 
 
 checkpoint select:
-    """One ordered selection per (system, method, seed), as long as the largest training set."""
+    """One ordered selection per (system, method, seed), sweep.n_select long (default: the largest size)."""
     input:
         features="results/{system}/pool/features.npz",
         descriptors="results/{system}/pool/descriptors.npy",
     output:
         "results/{system}/selection/{method}/seed{seed}.json",
     params:
-        n=max(SWEEP["n_train"]),
+        n=n_select(config),
         options=lambda w: config.get("selection", {}).get(w.method, {}),
-        coverage_sizes=sorted(SWEEP["n_train"]),
     log:
         "logs/{system}/select_{method}_seed{seed}.log",
     conda:
         "../envs/select.yaml"
     script:
         "../workflow/scripts/select.py"
+
+
+rule coverage:
+    """How well each swept prefix of a selection covers the pool in descriptor space.
+
+    A rule of its own, so that a new training-set size recomputes coverage without re-running the
+    selection checkpoint (and with it everything downstream)."""
+    input:
+        selection="results/{system}/selection/{method}/seed{seed}.json",
+        descriptors="results/{system}/pool/descriptors.npy",
+    output:
+        "results/{system}/selection/{method}/seed{seed}_coverage.json",
+    params:
+        sizes=sorted(SWEEP["n_train"]),
+    log:
+        "logs/{system}/coverage_{method}_seed{seed}.log",
+    conda:
+        "../envs/select.yaml"
+    script:
+        "../workflow/scripts/coverage.py"

@@ -1,7 +1,8 @@
 rule train:
     """SchNetPack SchNet on the energies and forces of the first n selected frames."""
     input:
-        selection=selection_file,
+        # Only the labels: the selection file is read through the checkpoint, so re-running a selection
+        # that keeps this training set's frames (a new, larger size of a greedy method) retrains nothing.
         labels=training_labels,
     output:
         model="results/{system}/models/{method}/n{n}/seed{seed}/model.pt",

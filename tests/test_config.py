@@ -1,6 +1,7 @@
 """Bad configuration stops before any job with one message naming the key."""
 
 import copy
+import re
 
 import pytest
 import yaml
@@ -34,10 +35,16 @@ def merged(**changes):
         ({"sweep.systems": ["LiF"]}, "sweep.systems[0]"),
         ({"systems.NaCl.potential.pairs.Na-Cl": None}, "systems.NaCl.potential.pairs"),
         ({"selection": {"nope": {}}}, "selection.nope"),
+        ({"selection": {"rnd": {"hiden": [8]}}}, "selection.rnd.hiden: not an option of 'rnd'"),
+        ({"selection": {"qbc": {"n_committee": 1}}}, "selection.qbc: qbc: n_committee must be an integer >= 2"),
+        ({"validation.density.equilibration_fs": DEFAULT["validation"]["density"]["duration_fs"]},
+         f"validation.density.duration_fs = {DEFAULT['validation']['density']['duration_fs']:g} fs leaves 0 samples"),
+        ({"sweep.n_select": 16}, "sweep.n_select = 16 is below the largest sweep.n_train (32)"),
+        ({"sweep.n_select": 100000}, "sweep.n_select = 100000 exceeds the pool"),
     ],
 )
 def test_check_config_names_the_key(changes, key):
-    with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ConfigError, match=re.escape(key)):
         check_config(merged(**changes), METHODS)
 
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import json
 
 
 #: Samples an MD run needs for block-averaged transport coefficients (5 blocks of >= 6 frames).
 MIN_SAMPLES = 30
+#: Samples after equilibration for a block-averaged NPT density (5 blocks of >= 2 frames).
+MIN_DENSITY_SAMPLES = 10
 
 
 class ConfigError(ValueError):
@@ -87,6 +90,12 @@ def n_frames(config: dict, role: str) -> int:
     return int(p["ramp_fs"] // p["frame_interval_fs"])
 
 
+def n_select(config: dict) -> int:
+    """Length of every selection: ``sweep.n_select`` if set, else the largest training-set size."""
+    sweep = config["sweep"]
+    return int(sweep.get("n_select") or max(sweep["n_train"]))
+
+
 def labeller_settings(config: dict, system: str) -> tuple[str, dict]:
     """The labeller of ``system`` and the settings that determine its labels."""
     name = config["systems"][system].get("labeller", "classical")
@@ -144,6 +153,13 @@ def check_config(config: dict, methods) -> None:
                 f"sweep.n_train[{i}] = {n} exceeds the pool of {pool_size} frames "
                 f"(pool.ramp_fs / pool.frame_interval_fs)"
             )
+    if sweep.get("n_select") is not None:
+        if sweep["n_select"] < max(sweep["n_train"]):
+            raise ConfigError(
+                f"sweep.n_select = {sweep['n_select']} is below the largest sweep.n_train ({max(sweep['n_train'])})"
+            )
+        if sweep["n_select"] > pool_size:
+            raise ConfigError(f"sweep.n_select = {sweep['n_select']} exceeds the pool of {pool_size} frames")
     if n_frames(config, "test") < 1:
         raise ConfigError("test: the held-out run yields no frames (test.ramp_fs < test.frame_interval_fs)")
     md = config["validation"]["md"]
@@ -154,3 +170,21 @@ def check_config(config: dict, methods) -> None:
                 f"{key} gives {int(duration // md['sample_interval_fs'])} samples at validation.md.sample_interval_fs; "
                 f"diffusion and conductivity with 5 blocks need at least {MIN_SAMPLES}"
             )
+    density = config["validation"]["density"]
+    for key in ("duration_fs", "reference_duration_fs"):
+        averaged = density[key] - density["equilibration_fs"]
+        if averaged / density["sample_interval_fs"] < MIN_DENSITY_SAMPLES:
+            raise ConfigError(
+                f"validation.density.{key} = {density[key]:g} fs leaves {max(0, int(averaged // density['sample_interval_fs']))} "
+                f"samples after validation.density.equilibration_fs = {density['equilibration_fs']:g} fs; "
+                f"a block-averaged density needs at least {MIN_DENSITY_SAMPLES}"
+            )
+    for method, options in config.get("selection", {}).items():
+        known = [p for p in inspect.signature(methods[method]).parameters if p != "seed"]
+        for option in options:
+            if option not in known:
+                raise ConfigError(f"selection.{method}.{option}: not an option of {method!r}; options: {known}")
+        try:
+            methods[method](seed=0, **options)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"selection.{method}: {err}") from None
