@@ -379,3 +379,8 @@ def test_rdf_artefact_below_reference_onset_is_detected():
     assert "RDF artefact" in verdict.reason and "Na-Cl" in verdict.reason
     assert verdict.time_survived_fs == 10000.0
     assert _verdict(series, rdf_model=shifted, rdf_ref=reference).stable
+    # the default margin (0.25 A) tolerates a first peak 0.2 A softer, not 0.4 A
+    softer = {"r": r, "Na-Cl": np.interp(r + 0.2, r, g_ref)}
+    much_softer = {"r": r, "Na-Cl": np.interp(r + 0.4, r, g_ref)}
+    assert _verdict(series, rdf_model=softer, rdf_ref=reference).stable
+    assert "RDF artefact" in _verdict(series, rdf_model=much_softer, rdf_ref=reference).reason

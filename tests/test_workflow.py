@@ -6,6 +6,7 @@ SchNetPack training (3 epochs), ASE ML-MD, the report.
 
 import json
 import math
+import shutil
 
 import numpy as np
 
@@ -54,7 +55,7 @@ def test_each_selected_frame_is_labelled_once(tiny_run):
     """Label jobs = |union of the selections' frames| (+ the test frames), whatever overlaps between methods."""
     n_max = max(TINY_CONFIG["sweep"]["n_train"])
     union = set()
-    for sel in (tiny_run / "results/NaCl/selection").glob("*/seed*.json"):
+    for sel in (p for p in (tiny_run / "results/NaCl/selection").glob("*/seed*.json") if "coverage" not in p.name):
         indices = json.loads(sel.read_text())["indices"]
         assert len(indices) == n_max == len(set(indices))
         union |= set(indices[:n_max])
@@ -86,10 +87,37 @@ def test_reference_observables_are_physical(tiny_run):
     assert (tiny_run / "results/report/rdf.png").stat().st_size > 10_000
 
 
+def test_npt_densities_of_reference_and_models(tiny_run):
+    """Reference densities are those of molten Tosi-Fumi NaCl and fall with temperature; every model has one
+    verdict per temperature, and only a stable run carries a density (the summary and the table agree)."""
+    temperatures = TINY_CONFIG["validation"]["density"]["temperatures_K"]
+    ref = json.loads((tiny_run / "results/NaCl/reference/npt.json").read_text())["runs"]
+    assert sorted(ref) == sorted(f"{t:g}" for t in temperatures)
+    rho = [ref[f"{t:g}"]["density_g_cm3"] for t in sorted(temperatures)]
+    # a few ps of 32 ions from a 1700 K frame: not converged, but a liquid (1.44 g/cm^3 at 1100 K when long)
+    assert all(0.9 < r < 1.8 for r in rho), rho
+    assert rho[0] > rho[-1]  # 1100 K denser than 1500 K
+    table = pd.read_csv(tiny_run / "results/report/density.csv")
+    summary = pd.read_csv(tiny_run / "results/report/summary.csv")
+    assert len(table) == len(summary) * len(temperatures)
+    assert table["density_g_cm3"].notna().equals(table["stable"].astype(bool))
+    assert table.loc[~table["stable"].astype(bool), "reason"].str.len().gt(0).all()
+    for t in temperatures:
+        column = f"density_{t:g}K_g_cm3"
+        merged = summary.merge(table[table["temperature_K"] == t], on=["method", "n_train", "seed"])
+        np.testing.assert_allclose(merged[column], merged["density_g_cm3"])  # NaN where the run failed
+    all_stable = table.groupby(["method", "n_train", "seed"])["stable"].all()
+    for _, row in summary.iterrows():
+        assert row["npt_stable"] == all_stable[(row["method"], row["n_train"], row["seed"])]
+    assert (tiny_run / "results/report/density.png").stat().st_size > 10_000
+
+
 def test_report_html_contains_figure(tiny_run):
     snakemake(tiny_run, "--report", "results/report/report.html")
     html = (tiny_run / "results/report/report.html").read_text(errors="replace")
-    assert "learning_curve.png" in html and "summary.csv" in html
+    for name in ("learning_curve.png", "rdf.png", "density.png", "summary.csv", "diffusion.csv", "conductivity.csv",
+                 "density.csv"):
+        assert name in html, name
 
 
 def test_nothing_changed_plans_nothing(tiny_run):
@@ -107,8 +135,47 @@ def test_training_change_plans_only_training_validation_and_report(tiny_run, tmp
         "train": n_models,
         "test_errors": n_models,
         "ml_md": n_models,
+        "ml_npt": n_models,
         "summary": 1,
+        "density_report": 1,
         "learning_curve": 1,
         "observables_report": 1,
         "all": 1,
     }
+
+
+def test_density_change_plans_only_npt_runs_and_report(tiny_run, tmp_path):
+    override = tmp_path / "density.yaml"
+    override.write_text(yaml.safe_dump({"validation": {"density": {"temperatures_K": [1200.0, 1400.0]}}}))
+    plan = planned_jobs(snakemake(tiny_run, "-n", configfiles=(TINY, override)).stdout)
+    n_models = math.prod(len(TINY_CONFIG["sweep"][k]) for k in ("methods", "n_train", "seeds"))
+    assert plan == {"reference_npt": 1, "ml_npt": n_models, "summary": 1, "density_report": 1, "all": 1}
+
+
+def test_new_size_within_the_selection_trains_only_its_models(tiny_run, tmp_path):
+    """A new training-set size within the existing selections needs no new selection: the plan holds the new
+    models, their validation, the (cheap) coverage of every selection and the report, and after the run
+    no existing model or validation result was touched."""
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    sweep = {"methods": ["random", "rnd"], "n_train": [2, *TINY_CONFIG["sweep"]["n_train"]], "seeds": [0]}
+    override = tmp_path / "sizes.yaml"
+    override.write_text(yaml.safe_dump({"sweep": sweep}))
+    configs = (TINY, override)
+    models = workdir / "results/NaCl/models"
+    before = {p: p.stat().st_mtime_ns for p in models.glob("*/n*/seed0/*.json")}
+    before.update({p: p.stat().st_mtime_ns for p in (workdir / "results/NaCl/selection").glob("*/seed0.json")})
+    plan = planned_jobs(snakemake(workdir, "-n", configfiles=configs).stdout)
+    new_models = len(sweep["methods"])
+    assert plan == {
+        "coverage": len(sweep["methods"]), "train": new_models, "test_errors": new_models, "ml_md": new_models,
+        "ml_npt": new_models, "summary": 1, "learning_curve": 1, "observables_report": 1, "density_report": 1,
+        "all": 1,
+    }  # fmt: skip
+    snakemake(workdir, configfiles=configs)
+    for method in sweep["methods"]:
+        assert json.loads((models / f"{method}/n2/seed0/training.json").read_text())["n_trained"] == 2
+        cover = json.loads((workdir / f"results/NaCl/selection/{method}/seed0_coverage.json").read_text())
+        assert sorted(cover, key=int) == ["2", "4", "8"]
+        assert cover["2"]["max_min_distance"] >= cover["8"]["max_min_distance"]
+    assert {p: p.stat().st_mtime_ns for p in before} == before

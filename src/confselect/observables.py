@@ -518,7 +518,7 @@ class StabilityThresholds:
     max_energy_drift_eV_atom_ps: float = 0.01
     min_drift_window_fs: float = 1000.0
     rdf_onset_level: float = 0.1
-    rdf_margin_A: float = 0.1
+    rdf_margin_A: float = 0.25
     rdf_artefact_level: float = 0.1
 
 
