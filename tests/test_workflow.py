@@ -149,7 +149,9 @@ def test_density_change_plans_only_npt_runs_and_report(tiny_run, tmp_path):
     override.write_text(yaml.safe_dump({"validation": {"density": {"temperatures_K": [1200.0, 1400.0]}}}))
     plan = planned_jobs(snakemake(tiny_run, "-n", configfiles=(TINY, override)).stdout)
     n_models = math.prod(len(TINY_CONFIG["sweep"][k]) for k in ("methods", "n_train", "seeds"))
-    assert plan == {"reference_npt": 1, "ml_npt": n_models, "summary": 1, "density_report": 1, "all": 1}
+    # the learning curve is drawn from the summary, which gains the new densities
+    assert plan == {"reference_npt": 1, "ml_npt": n_models, "summary": 1, "density_report": 1, "learning_curve": 1,
+                    "all": 1}
 
 
 def test_new_size_within_the_selection_trains_only_its_models(tiny_run, tmp_path):
