@@ -335,6 +335,8 @@ def tabulation_unsupported(model) -> str:
         atomwise, zbl, total, forces = outputs
         if sorted(total.keys) != sorted([atomwise.output_key, zbl.output_key]):
             return "Aggregation of other terms than the Atomwise energy and the ZBL repulsion"
+        if zbl.cutoff_fn is not None and type(zbl.cutoff_fn) is not spk.nn.CosineCutoff:
+            return f"ZBL repulsion with a {type(zbl.cutoff_fn).__name__} (only CosineCutoff is tabulated)"
         energy_key = total.output_key
     elif types == [spk.atomistic.Atomwise, spk.atomistic.Forces]:
         atomwise, forces = outputs
@@ -382,12 +384,7 @@ class TabulatedSchNetEvaluator:
         self.outnet = atomwise.outnet
         self.average = atomwise.aggregation_mode == "avg"
         self.energy_key = model.output_modules[-1].energy_key
-        # A ZBL repulsion prior is a sum of pair terms: SchNetPack's own module, in float64, evaluated on the
-        # half list (it halves a full-list sum, so the half-list value is doubled below).
-        self.zbl = None
-        if len(model.output_modules) == 4:
-            self.zbl = copy.deepcopy(model.output_modules[1]).double()
-            self._zbl_inputs = {"_atomic_numbers": numbers_t, "_idx_m": torch.zeros(len(numbers_t), dtype=torch.int64)}
+        self.zbl = _ZBLPairs(model.output_modules[1], numbers) if len(model.output_modules) == 4 else None
         self.postprocessors = list(model.postprocessors) if model.do_postprocessing else []
         self._post_inputs = {
             "_n_atoms": torch.tensor([len(numbers_t)]),
@@ -462,12 +459,50 @@ class TabulatedSchNetEvaluator:
 
     def _zbl(self, i, j, r_ij):
         """ZBL energy (eV, shape (1,)) and its gradient w.r.t. the half-list pair vectors (eV/A, (P, 3))."""
-        r = r_ij.detach().clone().requires_grad_(True)
-        inputs = {**self._zbl_inputs, "_Rij": r, "_idx_i": i, "_idx_j": j}
-        with torch.enable_grad():
-            energy = 2.0 * self.zbl(inputs)[self.zbl.output_key].sum()
-            (grad,) = torch.autograd.grad(energy, r)
-        return energy.detach().reshape(1), grad
+        return self.zbl(i, j, r_ij)
+
+
+class _ZBLPairs:
+    """SchNetPack's ``ZBLRepulsionEnergy`` (fixed parameters, cosine or no cutoff) as closed-form pair sums.
+
+    Per unordered pair, V(d) = ke Z_i Z_j / d * phi(d) * f_c(d) with the screening
+    phi(d) = sum_k c_k exp(-a_ij b_k d), a_ij = (Z_i^p + Z_j^p) * a_div, and the parameters passed through
+    softplus (c_k also L1-normalised) exactly as the module's forward does; SchNetPack sums over the full
+    list with a factor 1/2, which is the half-list sum here. The derivative is written out, so a step needs
+    no second autograd pass (through the module it cost about a fifth of a 64-ion step). The tests check
+    energy, forces and stress against SchNetPack's own evaluation.
+    """
+
+    def __init__(self, module, numbers):
+        import torch.nn.functional as F
+
+        with torch.no_grad():
+            z = torch.as_tensor(np.asarray(numbers), dtype=torch.float64)
+            self.z = z
+            self.a = z ** F.softplus(module.a_pow.detach().double())
+            self.a_div = F.softplus(module.a_div.detach().double())
+            self.b = F.softplus(module.exponents.detach().double())
+            c = F.softplus(module.coefficients.detach().double())
+            self.c = c / c.abs().sum().clamp_min(1e-12)
+            self.ke = float(module.ke)
+        self.cutoff_A = None if module.cutoff_fn is None else float(module.cutoff_fn.cutoff)
+
+    def __call__(self, i, j, r_ij):
+        d = torch.linalg.vector_norm(r_ij, dim=1)
+        x = ((self.a.index_select(0, i) + self.a.index_select(0, j)) * self.a_div)[:, None] * self.b[None, :]
+        terms = self.c[None, :] * torch.exp(-x * d[:, None])
+        phi, dphi = terms.sum(dim=1), -(terms * x).sum(dim=1)
+        q = self.ke * self.z.index_select(0, i) * self.z.index_select(0, j)
+        if self.cutoff_A is None:
+            fc, dfc = torch.ones_like(d), torch.zeros_like(d)
+        else:  # schnetpack.nn.CosineCutoff: 0.5 (cos(pi d / rc) + 1) below rc, 0 beyond
+            inside = (d < self.cutoff_A).to(d.dtype)
+            w = math.pi / self.cutoff_A
+            fc = 0.5 * (torch.cos(w * d) + 1.0) * inside
+            dfc = -0.5 * w * torch.sin(w * d) * inside
+        value = q * phi * fc / d
+        slope = q * ((dphi * fc + phi * dfc) / d - phi * fc / d.square())
+        return value.sum().reshape(1), (slope / d)[:, None] * r_ij
 
 
 # ----------------------------------------------------------------------------------------------------------
