@@ -94,7 +94,7 @@ def test_npt_densities_of_reference_and_models(tiny_run):
     ref = json.loads((tiny_run / "results/NaCl/reference/npt.json").read_text())["runs"]
     assert sorted(ref) == sorted(f"{t:g}" for t in temperatures)
     rho = [ref[f"{t:g}"]["density_g_cm3"] for t in sorted(temperatures)]
-    # a few ps of 32 ions from a 1700 K frame: not converged, but a liquid (1.44 g/cm^3 at 1100 K when long)
+    # 8 ps of 32 ions from a 1700 K frame: not converged, but a liquid (1.44 g/cm^3 at 1100 K when long)
     assert all(0.9 < r < 1.8 for r in rho), rho
     assert rho[0] > rho[-1]  # 1100 K denser than 1500 K
     table = pd.read_csv(tiny_run / "results/report/density.csv")
