@@ -87,3 +87,18 @@ def test_missing_cp2k_executable_stops_before_any_job(tmp_path):
     assert "Labeller 'cp2k' of systems.NaCl cannot run here" in proc.stdout
     assert "cp2k-not-installed.psmp" in proc.stdout and "apt-get install cp2k" in proc.stdout
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in (REPO / "config").glob("*.yaml") if p.name != "schema.yaml"))
+def test_shipped_configs_pass_schema_and_checks(path):
+    """Every config file we ship, merged over the default as ``--configfile`` merges it, is a valid run."""
+    from snakemake.utils import update_config
+
+    from confselect.config import validate_config
+
+    config = copy.deepcopy(DEFAULT)
+    update_config(config, yaml.safe_load((REPO / "config" / path).read_text()))
+    validate_config(config, REPO / "config" / "schema.yaml")
+    check_config(config, METHODS)
+    if path == "all_methods.yaml":
+        assert sorted(config["sweep"]["methods"]) == sorted(METHODS)
