@@ -15,7 +15,12 @@ observable.
 
 Libraries: RDF histogramming and normalisation are ASE's ``get_rdf`` (LAMMPS-consistent partials); cell
 geometry is ASE's ``Cell``; the MSD uses numpy's FFT; unit constants come from ``scipy.constants`` and
-``ase.units``.  freud and MDAnalysis would do parts of this but are not dependencies of the project.
+``ase.units``.  We did not take the MSD from MDAnalysis (``EinsteinMSD``) or freud (``freud.msd``): both need
+coordinates unwrapped beforehand (MDAnalysis's ``NoJump`` transformation, freud's image counts) from a
+Universe or arrays we would first build from the ASE frames, and neither computes the Einstein-Helfand
+conductivity from the charge displacement, which needs the same unwrapped coordinates.  Unwrapping in
+fractional coordinates (valid for a changing NPT cell) and the FFT MSD are therefore here, each tested
+against trajectories with a known answer.
 """
 
 from __future__ import annotations
