@@ -6,8 +6,9 @@ Cases: frames/s of the untrained SchNet descriptor (config defaults: 64 features
 per-species pooling) on 64-atom molten-NaCl-like frames held in memory; and peak resident memory of the
 workflow's streaming path (extxyz file -> ase.io.iread -> descriptors) for pools of 100-atom frames of two
 sizes. One case of any size runs with ``--case streaming 100000`` (about 7 min here; it writes the pool
-file, several hundred MB, to the temporary directory). The peak grows slowly with the pool (glibc heap fragmentation, about
-20 kB per frame; see docs/design.md), not with the frames held: 2.8 GB for 100,000 frames.
+file, several hundred MB, to the temporary directory). The peak grows slowly with the pool (glibc heap
+fragmentation, about 20 kB per frame; see docs/design.md), not with the frames held: 2.8 GB for 100,000
+frames.
 """
 
 import argparse

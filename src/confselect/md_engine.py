@@ -443,7 +443,7 @@ class TabulatedSchNetEvaluator:
         pair_grad = (grad_t.detach().to(torch.float64) / (self.spacing_A * d))[:, None] * r_ij
         energy = energy.detach().reshape(1)
         if self.zbl is not None:
-            zbl_energy, zbl_grad = self._zbl(i, j, r_ij)
+            zbl_energy, zbl_grad = self.zbl(i, j, r_ij)
             energy = energy.to(torch.float64) + zbl_energy
             pair_grad = pair_grad + zbl_grad
         forces = torch.zeros((n, 3), dtype=torch.float64)
@@ -456,10 +456,6 @@ class TabulatedSchNetEvaluator:
             post = pp(post)
         return float(post[self.energy_key].reshape(-1)[0]), forces, strain_derivative
 
-
-    def _zbl(self, i, j, r_ij):
-        """ZBL energy (eV, shape (1,)) and its gradient w.r.t. the half-list pair vectors (eV/A, (P, 3))."""
-        return self.zbl(i, j, r_ij)
 
 
 class _ZBLPairs:
@@ -488,6 +484,7 @@ class _ZBLPairs:
         self.cutoff_A = None if module.cutoff_fn is None else float(module.cutoff_fn.cutoff)
 
     def __call__(self, i, j, r_ij):
+        """ZBL energy (eV, shape (1,)) and its gradient w.r.t. the half-list pair vectors (eV/A, (P, 3))."""
         d = torch.linalg.vector_norm(r_ij, dim=1)
         x = ((self.a.index_select(0, i) + self.a.index_select(0, j)) * self.a_div)[:, None] * self.b[None, :]
         terms = self.c[None, :] * torch.exp(-x * d[:, None])
