@@ -33,7 +33,8 @@ def summary_row(model_dir, labeller: str, coverage_file, reference_npt: dict | N
     training = read_json(model_dir / "training.json")
     errors = read_json(model_dir / "test_errors.json")
     md = read_json(model_dir / "md.json")
-    row.update(n_trained=training["n_trained"], n_label_failures=training["n_label_failures"])
+    row.update(n_trained=training["n_trained"], n_label_failures=training["n_label_failures"],
+               train_steps=training.get("steps"), train_time_s=training.get("train_time_s"))
     row.update({k: errors[k] for k in ("energy_rmse_eV_atom", "force_rmse_eV_A", "force_l4_eV_A", "force_max_error_eV_A")})
     row.update(stable=md["stable"], md_reason=md["reason"], time_survived_fs=md["time_survived_fs"])
     row.update({k: (float("nan") if v is None else v) for k, v in md.get("versus_reference", {}).items()})

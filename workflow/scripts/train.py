@@ -17,6 +17,6 @@ write_json(
         "n_trained": len(frames),
         "n_label_failures": len(failed),
         "failed_labels": failed,
-        "train_time_s": trainer.train_time_s,
+        **trainer.record,
     },
 )
