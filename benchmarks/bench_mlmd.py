@@ -1,41 +1,45 @@
-"""ML-MD speed and accuracy: the torch engine (confselect.md_engine) against ASE + SchNetPack's SpkCalculator.
+"""ML-MD engines compared in one run: speed, NVE energy drift and force agreement at 64, 512 and 800 ions.
 
-Prints one JSON object with, for molten NaCl of 64 and 512 ions:
+Prints one JSON object.  The four engines, all with the same SchNet (float32 unless said otherwise):
 
-* ``forces``: energy and force differences between the engine (both backends) and ``SpkCalculator`` on the
-  same configuration (eV, eV/A);
-* ``speed``: NVT steps per second (Nose-Hoover chain, 100 fs, 1300 K, 2 fs, as the workflow's validation
-  runs) of the baseline (ASE ``NoseHooverChainNVT`` + ``SpkCalculator`` with SchNetPack's MatScipy neighbour
-  list, energy unit eV: :func:`confselect.mlmd.spk_calculator`, the standard SchNetPack route) and of the
-  engine ("direct": the model as it is, with a Verlet list; "tabulated": SchNet filters tabulated), measured
-  in the same process, interleaved, repeated; wall-clock and CPU-time rates (the machine is shared, so CPU
-  time is the steadier figure), medians over repeats; plus NPT (isotropic MTK) for 64 ions;
-* ``nve``: energy conservation of both in NVE (velocity Verlet, 2 fs) from the same start: drift of the total
-  energy (least-squares slope, meV/atom/ps), its standard deviation (meV/atom), and for scale the standard
-  deviation of the potential energy.
+* ``handwritten``: the project's former torch engine (tabulated SchNet, Verlet list, hand-written velocity
+  Verlet / Nose-Hoover chain integrators), loaded from ``src/confselect/md_engine.py`` at commit
+  ``HANDWRITTEN_COMMIT`` (``git show``) into a temporary module, so both sides run in this process;
+* ``ase_schnetcalculator``: :class:`confselect.calculator.SchNetCalculator` (the same tabulated evaluator and
+  Verlet list) under ASE's ``VelocityVerlet`` / ``NoseHooverChainNVT`` through :func:`confselect.dynamics.run_md`
+  with the workflow's stability observers and sampling on;
+* ``schnetpack_md``: ``schnetpack.md.Simulator`` with its ``NHCThermostat`` (or no thermostat for NVE),
+  ``VelocityVerlet``, ``SchNetPackCalculator`` and ``NeighborListMD`` (1 A shell around SchNetPack's MatScipy
+  list).  SchNetPack's MD calculator casts the model to float64 and the system is float64: this is the
+  package as shipped;
+* ``ase_spkcalculator``: SchNetPack's ``SpkCalculator`` (MatScipy list rebuilt every call,
+  :func:`confselect.calculator.spk_calculator`) under the same ASE integrators and observers.
 
-The model is a SchNet of the project's architecture (``build_model(64, 3, 20, 5.0, mean, repulsion="zbl")``,
-the workflow's default with SchNetPack's fixed ZBL prior; ``--repulsion none`` for plain SchNet), the same
-object for both engines, float32.  Starting structures come from the project's LAMMPS pool code
-(``run_classical_md``, 32 ion pairs, premelt, then an NPT ramp 1100 -> 1700 K with a frame every ps); the
-start is the frame closest to 1300 K, and the 512-ion start is that cell repeated 2 x 2 x 2.  Without
-``--model`` the full run first trains the SchNet (SchNetTrainer, 300 epochs) on the 32 ramp frames, labelled
-by the classical teacher (the model.pt is kept in ``--workdir`` and reused).  ``--quick`` uses untrained
-weights (speed does not depend on the weights) and shorter runs.  The engine's early-stop checks are off in
-these timing and NVE runs, so both engines integrate the same number of steps; the minimum distance and
-largest force seen are reported instead.
+Per size: ``speed`` (NVT, Nose-Hoover chain, 1300 K, 2 fs, 100 fs; blocks of steps timed with the engines
+interleaved and the order rotated every repeat; medians of steps/s by wall clock and by process CPU time; the
+machine is shared, so the CPU-time figure is the steadier one and the ratios ``vs_handwritten`` use both);
+``nve`` (velocity Verlet from the same start with the same velocities: least-squares drift of the total
+energy, meV/atom/ps, and its standard deviation); ``forces`` (largest force and energy difference against
+``SpkCalculator`` on the start configuration).
 
-    python benchmarks/bench_mlmd.py --quick                    # 3 min on the busy 2-core machine
-    python benchmarks/bench_mlmd.py                            # trains first (about 3 min), then times
-    python benchmarks/bench_mlmd.py --model results/.../model.pt
+Systems: the 64-ion start is the frame closest to 1300 K of the project's classical pool protocol (LAMMPS,
+32 ion pairs, premelt then an NPT ramp 1100 -> 1700 K); 512 ions are that cell repeated 2 x 2 x 2; 800 ions
+are a 100-ion melt (50 pairs, same protocol) repeated 2 x 2 x 2.  The model is an untrained
+``build_model(32, 3, 20, 5.0, mean, repulsion="zbl")`` (torch seed 0; the demo's architecture; speed does
+not depend on the weights).  One torch thread for every engine.
+
+    python benchmarks/bench_mlmd.py --quick    # about 3 min on the busy 2-core machine
+    python benchmarks/bench_mlmd.py            # about 8 min
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,85 +50,47 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+#: The last commit with the hand-written integrators (src/confselect/md_engine.py).
+HANDWRITTEN_COMMIT = "9830212"
 CUTOFF_A = 5.0
+SKIN_A = 1.0
 TEMPERATURE_K = 1300.0
 TIMESTEP_FS = 2.0
 TDAMP_FS = 100.0
+ENGINES = ("handwritten", "ase_schnetcalculator", "schnetpack_md", "ase_spkcalculator")
+#: steps per timed block, NVE steps (full run; --quick divides by QUICK)
+STEPS = {"64": (300, 1000), "512": (60, 300), "800": (40, 200)}
+SPK_STEPS = {"64": (40, 300), "512": (8, 60), "800": (6, 40)}  # SpkCalculator: its own, shorter runs
+QUICK = 3
 
 
-def load_config() -> dict:
+def load_handwritten_engine():
+    """The hand-written engine module as it was at :data:`HANDWRITTEN_COMMIT`."""
+    source = subprocess.run(["git", "-C", str(REPO), "show", f"{HANDWRITTEN_COMMIT}:src/confselect/md_engine.py"],
+                            check=True, capture_output=True, text=True).stdout
+    name = f"confselect._md_engine_{HANDWRITTEN_COMMIT}"  # inside the package: its relative imports resolve
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "confselect"
+    sys.modules[name] = module
+    exec(compile(source, f"{HANDWRITTEN_COMMIT}:md_engine.py", "exec"), module.__dict__)
+    return module
+
+
+def melt(n_ion_pairs: int, quick: bool, seed: int = 5):
+    """A molten NaCl frame near 1300 K from the project's classical pool protocol (LAMMPS)."""
     import yaml
 
-    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-
-
-def load_system() -> dict:
-    return load_config()["systems"]["NaCl"]
-
-
-def classical_frames(n_frames: int, quick: bool, seed: int = 5):
-    """Molten NaCl frames (32 ion pairs) with classical energies/forces from the project's LAMMPS pool code."""
     from confselect.classical import run_classical_md
 
-    config = load_config()
-    system = config["systems"]["NaCl"]
-    interval_fs = 1000.0
-    protocol = dict(
-        config["pool"],
-        n_ion_pairs=32,
-        premelt_fs=1000.0 if quick else 2000.0,
-        T_start_K=1100.0,
-        T_end_K=1700.0,
-        ramp_fs=interval_fs * n_frames,
-        frame_interval_fs=interval_fs,
-    )
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    protocol = dict(config["pool"], n_ion_pairs=n_ion_pairs, premelt_fs=1000.0 if quick else 2000.0,
+                    T_start_K=1100.0, T_end_K=1700.0, ramp_fs=4000.0, frame_interval_fs=1000.0)
     frames = []
-    run_classical_md(system, protocol, seed=seed, on_frame=frames.append)
-    return frames
-
-
-def get_model(args, frames, workdir: Path):
-    """Path of the model.pt to benchmark, and a note on where it came from."""
-    import torch
-
-    from confselect.training import SchNetTrainer, build_model
-
-    if args.model:
-        return Path(args.model), f"given: {args.model}"
-    mean = float(np.mean([f.get_potential_energy() / len(f) for f in frames]))
-    if args.quick:
-        torch.manual_seed(0)
-        path = workdir / f"untrained_{args.repulsion}" / "model.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(build_model(64, 3, 20, CUTOFF_A, mean, repulsion=args.repulsion).eval(), path)
-        return path, f"untrained build_model(64, 3, 20, 5.0, mean of classical energies, repulsion={args.repulsion!r})"
-    path = workdir / f"trained_{args.epochs}_{args.repulsion}" / "model.pt"
-    note = (f"SchNetTrainer(epochs={args.epochs}, learning_rate={args.learning_rate}, repulsion={args.repulsion!r}) "
-            f"on the {len(frames)} classical melt frames")
-    if not path.exists():
-        start = time.perf_counter()
-        SchNetTrainer(epochs=args.epochs, learning_rate=args.learning_rate, threads=1,
-                      repulsion=args.repulsion).fit(frames, path.parent)
-        note += f", trained in {time.perf_counter() - start:.0f} s"
-    else:
-        note += " (reused from the work directory)"
-    return path, note
-
-
-def spk_atoms(start, model_path, stress: bool = False):
-    """A copy of ``start`` with the workflow's SpkCalculator attached (for NPT one that also gives the stress)."""
-    from confselect.mlmd import spk_calculator
-
-    atoms = start.copy()
-    if stress:
-        import schnetpack.transform as trn
-        from schnetpack.interfaces import SpkCalculator
-
-        atoms.calc = SpkCalculator(model=str(model_path), neighbor_list=trn.MatScipyNeighborList(cutoff=CUTOFF_A),
-                                   energy_unit="eV", position_unit="Ang", stress_key="stress")
-    else:
-        atoms.calc = spk_calculator(model_path, CUTOFF_A)
-    return atoms
+    run_classical_md(config["systems"]["NaCl"], protocol, seed=seed, on_frame=frames.append)
+    start = min(frames, key=lambda f: abs(f.info["temperature_K"] - TEMPERATURE_K)).copy()
+    start.calc = None
+    return start, float(np.mean([f.get_potential_energy() / len(f) for f in frames]))
 
 
 def with_velocities(atoms, seed: int):
@@ -136,210 +102,224 @@ def with_velocities(atoms, seed: int):
     return atoms
 
 
-# ------------------------------------------------------------------------------------------------ checks
+# ------------------------------------------------------------------------------------------------ engines
 
 
-def force_agreement(start, model_path):
-    from confselect.md_engine import MDEngine
+class Handwritten:
+    def __init__(self, module, model_path, start):
+        self.engine = module.MDEngine(model_path, start, backend="tabulated", skin_A=SKIN_A)
 
-    atoms = spk_atoms(start, model_path, stress=True)
-    energy, forces, stress = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress(voigt=False)
-    out = {"spk_force_rms_eV_A": float(np.sqrt(np.mean(forces**2)))}
-    for backend in ("direct", "tabulated"):
-        result = MDEngine(model_path, start, backend=backend).evaluate()
-        out[backend] = {
-            "max_abs_dF_eV_A": float(np.abs(result["forces_eV_A"] - forces).max()),
-            "abs_dE_eV": float(abs(result["energy_eV"] - energy)),
-            "max_abs_dstress_eV_A3": float(np.abs(result["stress_eV_A3"] - stress).max()),
-        }
-    return out
+    def forces(self, atoms):
+        out = self.engine.evaluate(atoms)
+        return out["energy_eV"], out["forces_eV_A"]
 
-
-# ------------------------------------------------------------------------------------------------ speed
-
-
-def time_ase(start, model_path, steps: int, ensemble: str):
-    """(wall s, CPU s) of ``steps`` ASE steps with SpkCalculator (integrator and calculator set up outside)."""
-    from ase import units
-    from ase.md.nose_hoover_chain import IsotropicMTKNPT, NoseHooverChainNVT
-
-    atoms = spk_atoms(start, model_path, stress=ensemble == "npt")
-    kw = dict(timestep=TIMESTEP_FS * units.fs, temperature_K=TEMPERATURE_K, tdamp=TDAMP_FS * units.fs)
-    if ensemble == "nvt":
-        dyn = NoseHooverChainNVT(atoms, **kw)
-    else:
-        dyn = IsotropicMTKNPT(atoms, pressure_au=1.0 * units.bar, pdamp=1000.0 * units.fs, **kw)
-    atoms.get_forces()  # the first evaluation belongs to the setup, as the engine's does
-    wall, cpu = time.perf_counter(), time.process_time()
-    dyn.run(steps)
-    return time.perf_counter() - wall, time.process_time() - cpu
+    def run(self, start, ensemble, steps, every):
+        """(wall s, CPU s, time_fs, total energy eV)"""
+        self.engine.set_state(start)
+        r = self.engine.run(ensemble, steps=steps, timestep_fs=TIMESTEP_FS, temperature_K=TEMPERATURE_K,
+                            thermostat_damping_fs=TDAMP_FS, sample_every=every, min_distance_A=1.0,
+                            max_force_eV_A=1e3)
+        assert r.steps == steps, r.stop_reason
+        return r.wall_time_s, r.cpu_time_s, r.series["time_fs"], r.series["potential_eV"] + r.series["kinetic_eV"]
 
 
-def time_engine(engine, start, steps: int, ensemble: str):
-    """(wall s, CPU s) of ``steps`` engine steps from ``start`` (state reset; construction not timed)."""
-    engine.set_state(start)
-    result = engine.run(ensemble, steps=steps, timestep_fs=TIMESTEP_FS, temperature_K=TEMPERATURE_K,
-                        thermostat_damping_fs=TDAMP_FS, pressure_bar=1.0, barostat_damping_fs=1000.0,
-                        sample_every=steps, max_force_eV_A=float("inf"), min_distance_A=0.0)
-    return result.wall_time_s, result.cpu_time_s
+class AseEngine:
+    """ASE integrators through confselect.dynamics.run_md on a given calculator."""
+
+    def __init__(self, calculator):
+        self.calculator = calculator
+
+    def forces(self, atoms):
+        atoms = atoms.copy()
+        atoms.calc = self.calculator
+        return atoms.get_potential_energy(), atoms.get_forces()
+
+    def run(self, start, ensemble, steps, every):
+        from confselect.dynamics import run_md
+
+        r = run_md(start.copy(), self.calculator, ensemble, steps=steps, timestep_fs=TIMESTEP_FS,
+                   temperature_K=TEMPERATURE_K, thermostat_damping_fs=TDAMP_FS, sample_every=every,
+                   min_distance_A=1.0, max_force_eV_A=1e3)
+        assert r.steps == steps, r.stop_reason
+        return r.wall_time_s, r.cpu_time_s, r.series["time_fs"], r.series["potential_eV"] + r.series["kinetic_eV"]
 
 
-def speed(start, model_path, steps: int, repeats: int, ensemble: str = "nvt", backends=("direct", "tabulated")):
-    from confselect.md_engine import MDEngine
+class SchNetPackMD:
+    """schnetpack.md: Simulator, VelocityVerlet, NHCThermostat, SchNetPackCalculator, NeighborListMD."""
 
-    setup_s, engines = {}, {}
-    for backend in backends:
-        t = time.perf_counter()
-        engines[backend] = MDEngine(model_path, start, backend=backend)
-        setup_s[backend] = time.perf_counter() - t
-    runners = {"ase_spk": lambda n: time_ase(start, model_path, n, ensemble)}
-    for backend, engine in engines.items():
-        runners[f"engine_{backend}"] = lambda n, e=engine: time_engine(e, start, n, ensemble)
-    for run in runners.values():  # warm-up (first-call allocations, lazy imports)
-        run(2)
-    samples = {name: [] for name in runners}
-    names = list(runners)
-    for r in range(repeats):
-        for name in names[r % len(names):] + names[: r % len(names)]:  # rotate the order every repeat
-            wall, cpu = runners[name](steps)
-            samples[name].append((steps / wall, steps / cpu))
-    out = {"steps_per_block": steps, "repeats": repeats, "engine_setup_s": setup_s}
-    for name, values in samples.items():
-        out[name] = {
-            "steps_per_s_wall": statistics.median(v[0] for v in values),
-            "steps_per_s_cpu": statistics.median(v[1] for v in values),
-            "all_wall": [round(v[0], 2) for v in values],
-        }
-    base = out["ase_spk"]
-    for backend in backends:
-        e = out[f"engine_{backend}"]
-        e["speedup_wall"] = e["steps_per_s_wall"] / base["steps_per_s_wall"]
-        e["speedup_cpu"] = e["steps_per_s_cpu"] / base["steps_per_s_cpu"]
-    return out
+    def __init__(self, model_path):
+        import schnetpack.transform as trn
+        from schnetpack.md import calculators, neighborlist_md
+
+        class Calculator(calculators.SchNetPackCalculator):
+            @staticmethod
+            def _deactivate_postprocessing(model):  # SchNetPack 2.2.0 fails to format a shape-(1,) offset in its log
+                model.do_postprocessing = False
+                return model
+
+        self.calculator = Calculator(
+            str(model_path), force_key="forces", energy_unit="eV", position_unit="Angstrom", energy_key="energy",
+            neighbor_list=neighborlist_md.NeighborListMD(CUTOFF_A, SKIN_A, trn.MatScipyNeighborList),
+        )
+
+    def _system(self, atoms):
+        import torch
+        from ase import units as ase_units
+        from schnetpack import units as spk_units
+        from schnetpack.md import System
+
+        system = System()
+        system.load_molecules(atoms)
+        to_internal = ase_units.fs / spk_units.unit2internal("fs") * spk_units.unit2internal("Angstrom")
+        velocities = torch.from_numpy(atoms.get_velocities() * to_internal)
+        system.momenta = (system.masses * velocities[None].to(system.masses.dtype))
+        return system.to(torch.float64)
+
+    def _simulator(self, system, ensemble):
+        from schnetpack.md import Simulator
+        from schnetpack.md.integrators import VelocityVerlet
+        from schnetpack.md.simulation_hooks import NHCThermostat
+
+        hooks = [NHCThermostat(TEMPERATURE_K, TDAMP_FS)] if ensemble == "nvt" else []
+        return Simulator(system, VelocityVerlet(TIMESTEP_FS), self.calculator, simulator_hooks=hooks, progress=False)
+
+    @staticmethod
+    def _energy_eV(system) -> float:
+        from schnetpack import units as spk_units
+
+        total = system.potential_energy + system.kinetic_energy
+        return float(total.sum()) / spk_units.unit2internal("eV")
+
+    def forces(self, atoms):
+        from schnetpack import units as spk_units
+
+        system = self._system(atoms)
+        self.calculator.calculate(system)
+        force_unit = spk_units.unit2internal("eV") / spk_units.unit2internal("Angstrom")
+        energy = float(system.potential_energy.sum()) / spk_units.unit2internal("eV")
+        return energy, system.forces[0].detach().cpu().numpy() / force_unit
+
+    def run(self, start, ensemble, steps, every):
+        system = self._system(start)
+        simulator = self._simulator(system, ensemble)
+        times, energies, wall, cpu = [], [], 0.0, 0.0
+        if ensemble == "nve":  # record the energy every `every` steps (simulate() re-evaluates at each call)
+            simulator.simulate(0)
+            times.append(0.0), energies.append(self._energy_eV(system))
+            for k in range(steps // every):
+                simulator.simulate(every)
+                times.append((k + 1) * every * TIMESTEP_FS), energies.append(self._energy_eV(system))
+            return None, None, np.array(times), np.array(energies)
+        simulator.simulate(1)  # set-up (thermostat initialisation, first neighbour list) is not timed
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        simulator.simulate(steps)
+        return time.perf_counter() - wall0, time.process_time() - cpu0, None, None
 
 
-# ------------------------------------------------------------------------------------------------ NVE
+# ------------------------------------------------------------------------------------------------ measures
 
 
-def conservation(time_fs, total_eV, potential_eV, n_atoms: int, min_distance, max_force):
+def drift(time_fs, total_eV, n_atoms: int) -> dict:
     t_ps = np.asarray(time_fs) / 1000.0
     e = np.asarray(total_eV) / n_atoms * 1000.0  # meV/atom
-    return {
-        "duration_fs": float(time_fs[-1]),
-        "drift_meV_atom_ps": float(np.polyfit(t_ps, e, 1)[0]),
-        "std_total_meV_atom": float(e.std()),
-        "std_potential_meV_atom": float(np.std(potential_eV) / n_atoms * 1000.0),
-        "min_distance_A": float(np.min(min_distance)),
-        "max_force_eV_A": float(np.max(max_force)),
-    }
+    return {"duration_fs": float(t_ps[-1] * 1000.0), "drift_meV_atom_ps": float(np.polyfit(t_ps, e, 1)[0]),
+            "std_total_meV_atom": float(e.std())}
 
 
-def nve_ase(start, model_path, steps: int, every: int):
-    from ase import units
-    from ase.md.verlet import VelocityVerlet
-
-    from confselect.mlmd import minimum_distance
-
-    atoms = spk_atoms(start, model_path)
-    dyn = VelocityVerlet(atoms, timestep=TIMESTEP_FS * units.fs)
-    rec = {"t": [], "e": [], "u": [], "f": [], "d": []}
-
-    def record():
-        u = atoms.get_potential_energy()
-        rec["t"].append(dyn.nsteps * TIMESTEP_FS)
-        rec["u"].append(u)
-        rec["e"].append(u + atoms.get_kinetic_energy())
-        rec["f"].append(float(np.linalg.norm(atoms.get_forces(), axis=1).max()))
-        rec["d"].append(minimum_distance(atoms))
-
-    dyn.attach(record, interval=every)
-    dyn.run(steps)
-    return conservation(rec["t"], rec["e"], rec["u"], len(atoms), rec["d"], rec["f"])
-
-
-def nve_engine(start, model_path, steps: int, every: int, backend: str):
-    from confselect.md_engine import MDEngine
-
-    engine = MDEngine(model_path, start, backend=backend)
-    result = engine.run("nve", steps=steps, timestep_fs=TIMESTEP_FS, sample_every=every,
-                        max_force_eV_A=float("inf"), min_distance_A=0.0)
-    s = result.series
-    out = conservation(s["time_fs"], s["potential_eV"] + s["kinetic_eV"], s["potential_eV"], len(start),
-                       s["min_distance_A"], s["max_force_eV_A"])
-    out.update(neighbour_list_builds=result.neighbour_list_builds, stop_reason=result.stop_reason)
+def speed(engines: dict, start, steps: dict, repeats: int) -> dict:
+    """Interleaved NVT blocks, the order rotated every repeat; medians of steps/s (wall and CPU time)."""
+    names = list(engines)
+    for name in names:  # warm-up: first-call allocations, lazy imports, thermostat set-up paths
+        engines[name].run(start, "nvt", 2, 2)
+    samples = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            n = steps[name]
+            wall, cpu, _, _ = engines[name].run(start, "nvt", n, n)
+            samples[name].append((n / wall, n / cpu))
+    out = {}
+    for name, values in samples.items():
+        out[name] = {"steps": steps[name],
+                     "steps_per_s_wall": statistics.median(v[0] for v in values),
+                     "steps_per_s_cpu": statistics.median(v[1] for v in values),
+                     "all_wall": [round(v[0], 2) for v in values], "all_cpu": [round(v[1], 2) for v in values]}
+    base = out["handwritten"]
+    for name in names:
+        for clock in ("wall", "cpu"):
+            out[name][f"vs_handwritten_{clock}"] = out[name][f"steps_per_s_{clock}"] / base[f"steps_per_s_{clock}"]
     return out
 
 
-# ------------------------------------------------------------------------------------------------ main
+def case(engines: dict, start, size: str, quick: bool, repeats: int) -> dict:
+    divide = QUICK if quick else 1
+    block = {name: max(2, (SPK_STEPS if name == "ase_spkcalculator" else STEPS)[size][0] // divide)
+             for name in engines}
+    nve_steps = {name: max(10, (SPK_STEPS if name == "ase_spkcalculator" else STEPS)[size][1] // divide)
+                 for name in engines}
+    reference_energy, reference_forces = engines["ase_spkcalculator"].forces(start)
+    forces = {}
+    for name, engine in engines.items():
+        energy, f = engine.forces(start)
+        forces[name] = {"max_abs_dF_eV_A": float(np.abs(f - reference_forces).max()),
+                        "abs_dE_eV": float(abs(energy - reference_energy))}
+    forces["spk_force_rms_eV_A"] = float(np.sqrt(np.mean(reference_forces**2)))
+    forces["note"] = "schnetpack_md runs without AddOffsets post-processing: its abs_dE_eV is the mean offset"
+    nve = {}
+    for name, engine in engines.items():
+        steps = nve_steps[name]
+        every = max(1, steps // 50)
+        _, _, t, e = engine.run(start, "nve", steps - steps % every, every)
+        nve[name] = {"steps": steps - steps % every, **drift(t, e, len(start))}
+    return {"n_atoms": len(start), "speed": speed(engines, start, block, repeats), "nve": nve, "forces": forces}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="untrained model, shorter runs")
-    parser.add_argument("--model", help="model.pt to benchmark (skips training)")
-    parser.add_argument("--workdir", help="where to keep the trained model (default: a new temporary directory)")
-    parser.add_argument("--epochs", type=int, default=300)
-    parser.add_argument("--learning-rate", type=float, default=5e-3)
-    parser.add_argument("--repulsion", choices=("zbl", "none"), default="zbl",
-                        help="the model's repulsion prior (the workflow's default: zbl)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for both engines")
-    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", help="shorter runs (a third of the steps)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed blocks per engine (default 5, quick 3)")
+    parser.add_argument("--sizes", default="64,512,800")
     args = parser.parse_args(argv)
 
     import torch
 
-    torch.set_num_threads(args.threads)
-    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench_mlmd_"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    quick = args.quick
-    repeats = args.repeats or (2 if quick else 3)
+    from confselect.calculator import SchNetCalculator, spk_calculator
+    from confselect.training import build_model
 
+    torch.set_num_threads(1)
+    repeats = args.repeats or (3 if args.quick else 5)
     t0 = time.perf_counter()
-    frames = classical_frames(4 if quick else 32, quick)
-    classical_s = time.perf_counter() - t0
-    model_path, model_note = get_model(args, frames, workdir)
-    # start: the classical frame closest to the run temperature, with fresh velocities at 1300 K
-    start64 = min(frames, key=lambda f: abs(f.info["temperature_K"] - TEMPERATURE_K)).copy()
-    start64.calc = None
-    start64 = with_velocities(start64, seed=1)
-    start512 = with_velocities(start64.repeat((2, 2, 2)), seed=2)
+    workdir = Path(tempfile.mkdtemp(prefix="bench_mlmd_"))
+    melt64, mean = melt(32, args.quick)
+    melt100, _ = melt(50, args.quick, seed=6)
+    starts = {"64": with_velocities(melt64, 1), "512": with_velocities(melt64.repeat((2, 2, 2)), 2),
+              "800": with_velocities(melt100.repeat((2, 2, 2)), 3)}
+    torch.manual_seed(0)
+    model_path = workdir / "model.pt"
+    torch.save(build_model(32, 3, 20, CUTOFF_A, mean, repulsion="zbl").eval(), model_path)
+    handwritten = load_handwritten_engine()
 
     report = {
-        "benchmark": "bench_mlmd",
-        "quick": quick,
-        "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": args.threads},
-        "model": model_note,
-        "system": {
-            "n64": {"density_g_cm3": float(start64.get_masses().sum() / start64.get_volume() * 1.66053907),
-                    "cell_A": float(start64.cell.lengths()[0])},
-            "classical_frames": len(frames),
-            "classical_md_s": classical_s,
-        },
+        "benchmark": "bench_mlmd", "quick": args.quick,
+        "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": 1,
+                    "cores": len(__import__("os").sched_getaffinity(0))},
+        "model": f"untrained build_model(32, 3, 20, 5.0, {mean:.4f}, repulsion='zbl'), torch seed 0",
+        "handwritten_commit": HANDWRITTEN_COMMIT,
+        "systems": {"64": "NaCl 32 pairs, classical melt near 1300 K", "512": "the 64-ion melt repeated 2x2x2",
+                    "800": "a 100-ion NaCl melt (50 pairs, same protocol) repeated 2x2x2"},
         "run": {"temperature_K": TEMPERATURE_K, "timestep_fs": TIMESTEP_FS, "thermostat_damping_fs": TDAMP_FS,
-                "cutoff_A": CUTOFF_A, "engine_skin_A": 1.0},
-        "forces": {},
-        "speed": {},
-        "nve": {},
+                "cutoff_A": CUTOFF_A, "skin_A": SKIN_A},
+        "sizes": {},
     }
-    for name, start in (("64", start64), ("512", start512)):
-        report["forces"][name] = force_agreement(start, model_path)
-        print(f"forces {name}: done", file=sys.stderr, flush=True)
-    report["speed"]["nvt_64"] = speed(start64, model_path, 40 if quick else 150, repeats)
-    print("speed 64: done", file=sys.stderr, flush=True)
-    report["speed"]["nvt_512"] = speed(start512, model_path, 8 if quick else 30, repeats)
-    print("speed 512: done", file=sys.stderr, flush=True)
-    report["speed"]["npt_64"] = speed(start64, model_path, 20 if quick else 100, repeats, ensemble="npt",
-                                      backends=("tabulated",))
-    print("speed npt: done", file=sys.stderr, flush=True)
-
-    nve_cases = [("64", start64, 250 if quick else 1000)] + ([] if quick else [("512", start512, 500)])
-    for name, start, steps in nve_cases:
-        case = {"steps": steps, "ase_spk": nve_ase(start, model_path, steps, every=5)}
-        case["engine_tabulated"] = nve_engine(start, model_path, steps, 5, "tabulated")
-        if name == "64" and not quick:
-            case["engine_direct"] = nve_engine(start, model_path, steps, 5, "direct")
-        report["nve"][name] = case
-        print(f"nve {name}: done", file=sys.stderr, flush=True)
+    for size in args.sizes.split(","):
+        start = starts[size]
+        engines = {
+            "handwritten": Handwritten(handwritten, model_path, start),
+            "ase_schnetcalculator": AseEngine(SchNetCalculator(model_path, skin_A=SKIN_A, backend="tabulated")),
+            "schnetpack_md": SchNetPackMD(model_path),
+            "ase_spkcalculator": AseEngine(spk_calculator(model_path, CUTOFF_A)),
+        }
+        report["sizes"][size] = case(engines, start, size, args.quick, repeats)
+        print(f"{size} ions: done after {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     report["total_s"] = time.perf_counter() - t0
     print(json.dumps(report, indent=1))
 

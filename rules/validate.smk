@@ -36,20 +36,25 @@ rule reference_md:
 
 
 rule ml_md:
-    """NVT ML-MD with a trained model: stability verdict, time survived, RDFs against the reference."""
+    """ML-MD with a trained model, one process and one loaded calculator: the NVT run (stability verdict, time
+    survived, RDFs and transport against the reference) and the NPT runs at each validation temperature
+    (stability and density)."""
     input:
         model="results/{system}/models/{method}/n{n}/seed{seed}/model.pt",
         frames="results/{system}/test/frames.extxyz",
         reference="results/{system}/reference/nvt.json",
     output:
-        "results/{system}/models/{method}/n{n}/seed{seed}/md.json",
+        md="results/{system}/models/{method}/n{n}/seed{seed}/md.json",
+        npt="results/{system}/models/{method}/n{n}/seed{seed}/npt.json",
     params:
         md=config["validation"]["md"],
+        density=config["validation"]["density"],
         stability=config["validation"]["stability"],
         rdf=config["validation"]["rdf"],
         cutoff_A=config["training"]["cutoff_A"],
         charges_e=lambda w: config["systems"][w.system]["charges_e"],
         supercell=config["validation"]["supercell"],
+        device=config["validation"]["device"],
     log:
         "logs/{system}/ml_md_{method}_n{n}_seed{seed}.log",
     conda:
@@ -75,24 +80,3 @@ rule reference_npt:
         "../envs/pool.yaml"
     script:
         "../workflow/scripts/reference_npt.py"
-
-
-rule ml_npt:
-    """NPT ML-MD with a trained model at each validation temperature: stability and density."""
-    input:
-        model="results/{system}/models/{method}/n{n}/seed{seed}/model.pt",
-        frames="results/{system}/test/frames.extxyz",
-    output:
-        "results/{system}/models/{method}/n{n}/seed{seed}/npt.json",
-    params:
-        md={"start_frame": config["validation"]["md"]["start_frame"]},
-        density=config["validation"]["density"],
-        stability=config["validation"]["stability"],
-        cutoff_A=config["training"]["cutoff_A"],
-        supercell=config["validation"]["supercell"],
-    log:
-        "logs/{system}/ml_npt_{method}_n{n}_seed{seed}.log",
-    conda:
-        "../envs/validate.yaml"
-    script:
-        "../workflow/scripts/ml_npt.py"

@@ -58,7 +58,7 @@ GPU_RULES = {"descriptors", "select", "train"}
 CPU_RULES = {"label"}
 ALL_RULES = {
     "classical_md", "pool_features", "reference_md", "descriptors", "select", "label", "train",
-    "coverage", "test_errors", "ml_md", "reference_npt", "ml_npt", "summary", "learning_curve", "observables_report",
+    "coverage", "test_errors", "ml_md", "reference_npt", "summary", "learning_curve", "observables_report",
     "density_report",
 }
 FULL = os.environ.get("CONFSELECT_SLURM_TEST_FULL") == "1"
@@ -229,8 +229,8 @@ def _reference_worker() -> None:
     """
     import torch
 
+    from confselect.calculator import spk_calculator
     from confselect.metrics import test_set_errors
-    from confselect.mlmd import spk_calculator
     from confselect.training import SchNetTrainer, labelled_frames
 
     args = json.loads(sys.argv[1])

@@ -1,8 +1,9 @@
-"""Validation runs: the start structure, the NPT density scans of models and reference, density errors.
+"""Validation runs: the start structure, the NVT run, the NPT density scans of models and reference, density
+errors.
 
-The scans are driven by an engine stand-in that replays prescribed trajectories (volume, temperature,
-conserved energy), so each verdict and average has a known right answer; the engine itself is tested
-against ASE in test_md_engine.py.
+The scans are driven by a stand-in for ``run_md`` that replays prescribed trajectories (volume,
+temperature, conserved energy), so each verdict and average has a known right answer; the calculator and
+the MD itself are tested in test_calculator.py.
 """
 
 import math
@@ -11,12 +12,14 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from confselect.md_engine import SERIES_KEYS, MDResult
+from confselect.dynamics import SERIES_KEYS, MDResult
 from confselect.observables import AMU_PER_A3_IN_G_PER_CM3, StabilityThresholds
 from confselect.validation import (
     density_errors,
     equilibrated,
+    liquid_observables,
     ml_density_scan,
+    ml_nvt_validation,
     reference_density_scan,
     validation_start,
 )
@@ -37,20 +40,15 @@ def rho_of(atoms, volume):
     return atoms.get_masses().sum() / volume * AMU_PER_A3_IN_G_PER_CM3
 
 
-class ReplayEngine:
-    """Stands in for MDEngine: ``run`` replays ``volume(t)`` at the target temperature and records the calls."""
+class ReplayMD:
+    """Stands in for ``run_md``: replays ``volume(t)`` at the target temperature and records the calls."""
 
     def __init__(self, atoms, volumes, stop=None):
         self.atoms, self.volumes, self.stop, self.calls, self.states = atoms, volumes, stop or {}, [], []
 
-    def to_atoms(self):
-        return self.atoms.copy()
-
-    def set_state(self, atoms):
+    def __call__(self, atoms, calculator, ensemble, steps, timestep_fs, temperature_K, sample_every, seed, **kwargs):
         self.states.append(atoms.get_volume())
-
-    def run(self, ensemble, steps, timestep_fs, temperature_K, sample_every, seed, **kwargs):
-        self.calls.append((ensemble, steps, temperature_K, seed, kwargs["pressure_bar"]))
+        self.calls.append((ensemble, steps, temperature_K, seed, kwargs.get("pressure_bar"), calculator))
         done = self.stop.get(temperature_K, steps)
         times = np.arange(0, done + 1, sample_every) * timestep_fs
         volume = self.volumes[temperature_K](times)
@@ -93,13 +91,16 @@ def test_ml_density_scan_averages_after_equilibration_and_judges_every_temperatu
         1300.0: lambda t: v0 * (1.0 + t / 1000.0),  # swells without bound: fails at +50 %
         1500.0: lambda t: np.full_like(t, 1.05 * v0),  # steady, but the run is stopped early
     }
-    engine = ReplayEngine(atoms, volumes, stop={1500.0: 300})
-    scan = ml_density_scan(engine, [1100, 1300, 1500], SETTINGS, LIMITS, seed=7, progress=False)
+    replay = ReplayMD(atoms, volumes, stop={1500.0: 300})
+    calculator = object()
+    scan = ml_density_scan(calculator, atoms, [1100, 1300, 1500], SETTINGS, LIMITS, seed=7, progress=False,
+                           simulate=replay)
 
     assert list(scan) == ["1100", "1300", "1500"]
-    assert [c[0] for c in engine.calls] == ["npt"] * 3 and [c[1] for c in engine.calls] == [1000] * 3
-    assert [c[3] for c in engine.calls] == [7, 8, 9]  # fresh velocities per temperature
-    assert engine.states == [pytest.approx(v0)] * 3  # every temperature starts from the same structure
+    assert [c[0] for c in replay.calls] == ["npt"] * 3 and [c[1] for c in replay.calls] == [1000] * 3
+    assert [c[3] for c in replay.calls] == [7, 8, 9]  # fresh velocities per temperature
+    assert all(c[5] is calculator for c in replay.calls)  # one calculator (one loaded model) for every run
+    assert replay.states == [pytest.approx(v0)] * 3  # every temperature starts from the same structure
 
     good = scan["1100"]
     assert good["stable"] and good["reason"] == ""
@@ -145,3 +146,48 @@ def test_density_errors_skip_failed_runs_and_json_nulls():
     assert errors["density_1100K_rel_error"] == pytest.approx(0.04)
     assert math.isnan(errors["density_1100K_g_cm3_sem"])
     assert math.isnan(errors["density_1300K_g_cm3"]) and math.isnan(errors["density_1300K_rel_error"])
+
+
+class RandomWalkMD(ReplayMD):
+    """Stands in for ``run_md`` in NVT: the atoms of a 2x2x2 salt crystal take Gaussian steps every sample."""
+
+    def __call__(self, atoms, calculator, ensemble, steps, timestep_fs, temperature_K, sample_every, seed, **kwargs):
+        rng = np.random.default_rng(0)  # the same trajectory whatever the seed: model and reference agree
+        result = super().__call__(atoms, calculator, ensemble, steps, timestep_fs, temperature_K, sample_every,
+                                  seed, **kwargs)
+        displacement = np.zeros((len(self.atoms), 3))
+        for frame in result.frames:
+            frame.positions += displacement
+            displacement += rng.normal(0.0, 0.05, displacement.shape)
+        return result
+
+
+NVT = {"temperature_K": 1300.0, "timestep_fs": 2.0, "duration_fs": 2000.0, "thermostat_damping_fs": 100.0,
+       "sample_interval_fs": 20.0}
+RDF = {"rmax_A": 5.0, "nbins": 50}
+CHARGES = {"Na": 1.0, "Cl": -1.0}
+
+
+def test_nvt_run_through_gives_transport_equal_to_a_reference_on_the_same_trajectory():
+    atoms = crystal().repeat(2)
+    replay = RandomWalkMD(atoms, {1300.0: lambda t: np.full_like(t, atoms.get_volume())})
+    frames = replay(atoms, None, "nvt", 1000, 2.0, 1300.0, 10, 0).frames
+    reference = liquid_observables(frames, 20.0, CHARGES, 1300.0, RDF["rmax_A"], RDF["nbins"])
+    result = ml_nvt_validation("calc", atoms, NVT, LIMITS, RDF, CHARGES, reference, seed=3, simulate=replay)
+    assert replay.calls[-1][:4] == ("nvt", 1000, 1300.0, 3) and replay.calls[-1][5] == "calc"
+    assert result["stable"] and result["reason"] == "" and result["time_survived_fs"] == 2000.0
+    versus = result["versus_reference"]
+    assert versus["D_Na_rel_error"] == 0.0 and versus["D_Cl_rel_error"] == 0.0 and versus["sigma_rel_error"] == 0.0
+    assert versus["rdf_error_Na-Cl"] == 0.0
+    assert result["observables"]["diffusion"]["Na"]["D_1e-9_m2_s"] > 0
+
+
+def test_nvt_run_stopped_early_fails_and_reports_no_transport():
+    atoms = crystal().repeat(2)
+    replay = RandomWalkMD(atoms, {1300.0: lambda t: np.full_like(t, atoms.get_volume())}, stop={1300.0: 300})
+    reference = liquid_observables(replay(atoms, None, "nvt", 1000, 2.0, 1300.0, 10, 0).frames, 20.0, CHARGES,
+                                   1300.0, RDF["rmax_A"], RDF["nbins"])
+    result = ml_nvt_validation("calc", atoms, NVT, LIMITS, RDF, CHARGES, reference, seed=3, simulate=replay)
+    assert not result["stable"] and result["reason"] == "atoms too close"
+    assert "diffusion" not in result["observables"] and result["observables"]["rdf"] is not None
+    assert math.isnan(result["versus_reference"]["D_Na_rel_error"])

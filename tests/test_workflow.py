@@ -127,15 +127,14 @@ def test_nothing_changed_plans_nothing(tiny_run):
 
 
 def test_training_change_plans_only_training_validation_and_report(tiny_run, tmp_path):
-    override = tmp_path / "epochs.yaml"
-    override.write_text(yaml.safe_dump({"training": {"epochs": TINY_CONFIG["training"]["epochs"] + 1}}))
+    override = tmp_path / "max_epochs.yaml"
+    override.write_text(yaml.safe_dump({"training": {"max_epochs": TINY_CONFIG["training"]["max_epochs"] + 1}}))
     plan = planned_jobs(snakemake(tiny_run, "-n", configfiles=(TINY, override)).stdout)
     n_models = math.prod(len(TINY_CONFIG["sweep"][k]) for k in ("methods", "n_train", "seeds"))
     assert plan == {
         "train": n_models,
         "test_errors": n_models,
         "ml_md": n_models,
-        "ml_npt": n_models,
         "summary": 1,
         "density_report": 1,
         "learning_curve": 1,
@@ -144,14 +143,16 @@ def test_training_change_plans_only_training_validation_and_report(tiny_run, tmp
     }
 
 
-def test_density_change_plans_only_npt_runs_and_report(tiny_run, tmp_path):
+def test_density_change_plans_only_ml_md_jobs_and_report(tiny_run, tmp_path):
     override = tmp_path / "density.yaml"
     override.write_text(yaml.safe_dump({"validation": {"density": {"temperatures_K": [1200.0, 1400.0]}}}))
     plan = planned_jobs(snakemake(tiny_run, "-n", configfiles=(TINY, override)).stdout)
     n_models = math.prod(len(TINY_CONFIG["sweep"][k]) for k in ("methods", "n_train", "seeds"))
-    # the learning curve is drawn from the summary, which gains the new densities
-    assert plan == {"reference_npt": 1, "ml_npt": n_models, "summary": 1, "density_report": 1, "learning_curve": 1,
-                    "all": 1}
+    # a model's NVT and NPT runs share one ml_md job (one process, one loaded model), so the NVT run is
+    # repeated and its report with it; the learning curve is drawn from the summary, which gains the new
+    # densities
+    assert plan == {"reference_npt": 1, "ml_md": n_models, "summary": 1, "density_report": 1, "learning_curve": 1,
+                    "observables_report": 1, "all": 1}
 
 
 def test_new_size_within_the_selection_trains_only_its_models(tiny_run, tmp_path):
@@ -171,7 +172,7 @@ def test_new_size_within_the_selection_trains_only_its_models(tiny_run, tmp_path
     new_models = len(sweep["methods"])
     assert plan == {
         "coverage": len(sweep["methods"]), "train": new_models, "test_errors": new_models, "ml_md": new_models,
-        "ml_npt": new_models, "summary": 1, "learning_curve": 1, "observables_report": 1, "density_report": 1,
+        "summary": 1, "learning_curve": 1, "observables_report": 1, "density_report": 1,
         "all": 1,
     }  # fmt: skip
     snakemake(workdir, configfiles=configs)

@@ -58,30 +58,76 @@ def reference_density_scan(run_npt, temperatures_K, density_settings: dict) -> d
     return out
 
 
-def ml_density_scan(engine, temperatures_K, density_settings: dict, limits, seed: int,
-                    progress: bool = True) -> dict:
-    """NPT runs of an :class:`~confselect.md_engine.MDEngine` from its current state at each temperature.
+def ml_nvt_validation(calculator, start, md: dict, limits, rdf: dict, charges_e: dict, reference: dict,
+                      seed: int, simulate=None) -> dict:
+    """The NVT validation run (:func:`confselect.dynamics.run_md`, Nose-Hoover chain) of ``calculator`` from
+    ``start``: stability verdict and time survived, and, if it ran its whole length, RDFs, self-diffusion
+    and ionic conductivity with their errors against ``reference`` (the teacher's ``nvt.json``).
 
-    Every run starts from the same configuration with fresh Maxwell-Boltzmann velocities (seed ``seed + k``
+    ``md``: ``validation.md``; ``limits``: :class:`~confselect.observables.StabilityThresholds`; ``rdf``:
+    ``validation.rdf``.  Transport from a run that blew up would be meaningless, so a failed run keeps only
+    its RDF (if it has two frames).  ``simulate`` replaces ``run_md`` (same signature; for tests).
+    """
+    if simulate is None:
+        from .dynamics import run_md as simulate
+    stride = max(1, round(md["sample_interval_fs"] / md["timestep_fs"]))
+    run = simulate(
+        start.copy(), calculator, "nvt", steps=int(md["duration_fs"] // md["timestep_fs"]),
+        timestep_fs=md["timestep_fs"], temperature_K=md["temperature_K"],
+        thermostat_damping_fs=md["thermostat_damping_fs"], sample_every=stride, seed=seed,
+        max_force_eV_A=limits.max_force_eV_A, min_distance_A=limits.min_distance_A, progress_label="ML-MD",
+    )
+    frames, series, stop = run.frames, run.series, run.stop_reason
+    model_rdf = partial_rdfs(frames, rdf["rmax_A"], rdf["nbins"]) if len(frames) > 1 else None
+    verdict = stability_verdict(
+        series["time_fs"], series["temperature_K"], series["conserved_eV"], series["max_force_eV_A"],
+        series["min_distance_A"], len(start), md["temperature_K"], limits,
+        rdf_model=model_rdf, rdf_ref=reference["rdf"],
+    )
+    completed = not stop and series["time_fs"][-1] >= md["duration_fs"] - 1e-6
+    observables = (
+        liquid_observables(frames, md["sample_interval_fs"], charges_e, md["temperature_K"], rdf["rmax_A"],
+                           rdf["nbins"])
+        if completed else {"rdf": model_rdf}
+    )
+    return {
+        "stable": bool(verdict.stable and completed),
+        "reason": verdict.reason or stop,
+        "time_survived_fs": float(verdict.time_survived_fs),
+        "duration_fs": md["duration_fs"],
+        "mean_temperature_K": float(series["temperature_K"].mean()),
+        "steps_per_s": run.steps_per_s,
+        "observables": observables,
+        "versus_reference": compare_to_reference(observables, reference) if observables["rdf"] else {},
+    }
+
+
+def ml_density_scan(calculator, start, temperatures_K, density_settings: dict, limits, seed: int,
+                    progress: bool = True, simulate=None) -> dict:
+    """NPT runs (:func:`confselect.dynamics.run_md`, isotropic MTK) of ``calculator`` from ``start`` at each
+    temperature; the calculator (and its loaded model) serves every run.
+
+    Every run starts from a copy of ``start`` with fresh Maxwell-Boltzmann velocities (seed ``seed + k``
     for the k-th temperature) and is judged like the NVT validation run
     (:func:`~confselect.observables.stability_verdict` on the conserved quantity of the MTK integrator),
     plus a volume criterion: ``|V / V_start - 1| > max_volume_change`` fails (a melt that boils off or
     collapses). Only a run that is stable for its whole length gets a density, averaged over the frames
-    after ``equilibration_fs``. A blow-up is recorded, never raised.
+    after ``equilibration_fs``. A blow-up is recorded, never raised. ``simulate`` replaces ``run_md``
+    (same signature; for tests).
 
     Returns ``{"<T>": {"temperature_K", "stable", "reason", "time_survived_fs", "mean_temperature_K",
     "mean_pressure_bar", "steps_per_s", and if stable "density_g_cm3", "density_g_cm3_sem", "n_frames"}}``.
     """
+    if simulate is None:
+        from .dynamics import run_md as simulate
     d = density_settings
-    start = engine.to_atoms()
     v0 = start.get_volume()
     steps = int(round(d["duration_fs"] / d["timestep_fs"]))
     stride = max(1, int(round(d["sample_interval_fs"] / d["timestep_fs"])))
     out = {}
     for k, temperature in enumerate(float(t) for t in temperatures_K):
-        engine.set_state(start)
-        run = engine.run(
-            "npt", steps=steps, timestep_fs=d["timestep_fs"], temperature_K=temperature,
+        run = simulate(
+            start.copy(), calculator, "npt", steps=steps, timestep_fs=d["timestep_fs"], temperature_K=temperature,
             thermostat_damping_fs=d["thermostat_damping_fs"], pressure_bar=d["pressure_bar"],
             barostat_damping_fs=d["barostat_damping_fs"], sample_every=stride, seed=seed + k,
             max_force_eV_A=limits.max_force_eV_A, min_distance_A=limits.min_distance_A,

@@ -1,7 +1,7 @@
 """Energy RMSE, force RMSE and force L4 error of one model on the held-out test labels."""
 from confselect.jobs import log_to, write_json
 from confselect.metrics import test_set_errors
-from confselect.mlmd import spk_calculator
+from confselect.calculator import spk_calculator
 from confselect.training import labelled_frames
 
 log_to(snakemake)
