@@ -87,10 +87,10 @@ def update(readme: Path) -> None:
         if not path.exists():
             continue
         table = make(json.loads(path.read_text()))
-        pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)", re.S)
+        pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(<!-- /bench:{name} -->)", re.S)
         if not pattern.search(text):
             raise SystemExit(f"{readme}: no <!-- bench:{name} --> ... <!-- /bench:{name} --> markers")
-        text = pattern.sub(lambda m: m.group(1) + table + m.group(2), text)
+        text = pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text)
     readme.write_text(text)
 
 
