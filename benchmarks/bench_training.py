@@ -24,7 +24,7 @@ reaches ``target_force_rmse_eV_A`` = the SchNetPack path's final test force RMSE
 (null if never reached).  ``ratio_vs_schnetpack_default`` = SchNetPack's time to the target / ours;
 ``ratio_per_step`` compares the same number of steps.  Both sides of every ratio come from this run.
 
-    python benchmarks/bench_training.py                       # 32, 128, 512 frames; ~25 min on 2 cores
+    python benchmarks/bench_training.py                       # 32, 128, 512 frames; ~16 min on 2 cores
     python benchmarks/bench_training.py --sizes 32 --quick    # a short check of the wiring
 """
 

@@ -10,7 +10,7 @@ The loop is ours, not PyTorch Lightning's ``Trainer`` with SchNetPack's ``Atomis
 loss (weighted MSE of energy and force components, as ``spk.task.ModelOutput`` with ``MSELoss``) and the
 optimiser (AdamW) are the same, but the data stay in memory with neighbour lists built once per frame
 (:mod:`confselect.training_data`) and a step does nothing but forward, backward and the update.  On the
-demo system this trains 2.2-2.6x faster per step than SchNetPack's standard route
+demo system this trains 2.6-2.9x faster per step than SchNetPack's standard route
 (``benchmarks/bench_training.py``; figures in the README's performance section).
 """
 
