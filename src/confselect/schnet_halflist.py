@@ -54,34 +54,35 @@ def _derivative(activation):
 
 
 def _dense_layers(module) -> list:
-    """The ``Dense`` layers of a ``Dense`` or a ``Sequential`` of them, in order (ValueError otherwise)."""
+    """``(layer, derivative of its activation)`` for the ``Dense`` layers of a ``Dense`` or a ``Sequential``
+    of them, in order; resolved once per model, not per step (ValueError for anything else)."""
     import schnetpack as spk
 
     layers = list(module) if isinstance(module, torch.nn.Sequential) else [module]
+    chain = []
     for layer in layers:
         if not isinstance(layer, spk.nn.Dense):
             raise ValueError(f"{type(layer).__name__} is not a schnetpack Dense layer")
         try:
-            _derivative(layer.activation)
+            chain.append((layer, _derivative(layer.activation)))
         except KeyError:
             raise ValueError(f"activation {layer.activation!r} has no derivative written here") from None
-    return layers
+    return chain
 
 
-def dense_forward(layers, y):
+def dense_forward(chain, y):
     """Output of a chain of ``Dense`` layers and the pre-activations :func:`dense_backward` needs."""
     pre = []
-    for layer in layers:
+    for layer, _ in chain:
         a = F.linear(y, layer.weight, layer.bias)
         pre.append(a)
         y = layer.activation(a)
     return y, pre
 
 
-def dense_backward(layers, pre, grad):
+def dense_backward(chain, pre, grad):
     """Gradient with respect to the chain's input, given ``grad`` with respect to its output."""
-    for layer, a in zip(reversed(layers), reversed(pre)):
-        derivative = _derivative(layer.activation)
+    for (layer, derivative), a in zip(reversed(chain), reversed(pre)):
         if derivative is not None:
             grad = grad * derivative(a)
         grad = grad @ layer.weight
