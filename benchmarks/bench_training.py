@@ -20,8 +20,11 @@ project's budget for that size, ``SchNetTrainer.n_steps``):
 Each side is timed as training wall time with the test-set evaluations subtracted; the test force RMSE is
 evaluated every ``--eval-every`` steps on both.  Reported per size: ``s_per_step``, ``wall_s`` for the
 whole budget, the final test RMSEs, and ``time_to_target_s``, the training time at which each side first
-reaches ``target_force_rmse_eV_A`` = the SchNetPack path's final test force RMSE times ``1 + --tolerance``
-(null if never reached).  ``ratio_vs_schnetpack_default`` = SchNetPack's time to the target / ours;
+reaches ``target_force_rmse_eV_A`` = the SchNetPack path's converged test force RMSE times
+``1 + --tolerance`` (null if never reached).  "Converged" is the median of its last ``--target-window``
+evaluations, not its last one alone: at spktrain's nearly constant learning rate its test RMSE still
+jumps by up to 25 % from one evaluation to the next late in training (128 frames, steps 5800 -> 6000:
+0.133 -> 0.165 eV/A in one run), so a single final point sets the target by chance.  ``ratio_vs_schnetpack_default`` = SchNetPack's time to the target / ours;
 ``ratio_per_step`` compares the same number of steps.  Both sides of every ratio come from this run.
 
     python benchmarks/bench_training.py                       # 32, 128, 512 frames; ~16 min on 2 cores
@@ -207,7 +210,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 128, 512])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--eval-every", type=int, default=200)
+    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--target-window", type=int, default=5,
+                        help="target from the median of SchNetPack's last this many test evaluations")
     parser.add_argument("--tolerance", type=float, default=0.02,
                         help="target = SchNetPack's final test force RMSE x (1 + tolerance)")
     parser.add_argument("--threads", type=int, default=1)
@@ -246,7 +251,8 @@ def main() -> None:
         steps = SchNetTrainer(**{k: settings[k] for k in ("max_epochs", "max_steps", "batch_size")}).n_steps(n)
         spk_side = train_schnetpack_default(frames, settings, steps, args.seed, workdir, test, args.eval_every, initial)
         ours = train_confselect(frames, settings, args.seed, workdir, test, args.eval_every, initial)
-        target = spk_side["final_test"]["force_rmse_eV_A"] * (1.0 + args.tolerance)
+        converged = float(np.median([rmse for _, _, rmse in spk_side["curve"][-args.target_window:]]))
+        target = converged * (1.0 + args.tolerance)
         t_spk, s_spk = time_to(spk_side["curve"], target)
         t_ours, s_ours = time_to(ours["curve"], target)
         for side, t, s in ((spk_side, t_spk, s_spk), (ours, t_ours, s_ours)):
@@ -255,6 +261,8 @@ def main() -> None:
             "n_frames": n,
             "steps": steps,
             "target_force_rmse_eV_A": target,
+            "target_definition": f"median of SchNetPack's last {args.target_window} test evaluations "
+                                 f"(every {args.eval_every} steps) x {1.0 + args.tolerance:g}",
             "schnetpack_default": spk_side,
             "confselect": ours,
             "ratio_per_step": spk_side["s_per_step"] / ours["s_per_step"],
