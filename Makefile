@@ -4,8 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SNAKEMAKE := $(VENV)/bin/snakemake
 CORES ?= 2
-# Debian packages: cp2k (DFT labels, real CP2K test), slurm (live-cluster test).
-DEBIAN_PACKAGES := cp2k cp2k-data slurmctld slurmd slurm-client
+# Debian packages: cp2k (DFT labels, real CP2K test), slurm (live-cluster test), chromium (report page test).
+DEBIAN_PACKAGES := cp2k cp2k-data slurmctld slurmd slurm-client chromium
 
 .PHONY: demo test venv debian report clean
 
@@ -32,6 +32,12 @@ debian:
 demo: venv
 	$(SNAKEMAKE) --cores $(CORES)
 	$(SNAKEMAKE) --cores $(CORES) --report results/report/report.html
+
+# The report page of the last run, and a screenshot of it (headless Chromium) to check it renders.
+report: venv debian
+	$(SNAKEMAKE) --cores $(CORES) results/report/index.html
+	chromium --headless --no-sandbox --disable-gpu --window-size=1200,2400 \
+	  --screenshot=results/report/index.png file://$(CURDIR)/results/report/index.html
 
 test: venv debian
 	$(PY) -m pytest -ra

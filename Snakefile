@@ -24,3 +24,5 @@ rule all:
         "results/report/learning_curve.png",
         "results/report/rdf.png",
         "results/report/density.png",
+        "results/report/verdict.md",
+        "results/report/index.html",

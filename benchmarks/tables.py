@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
 def _f(value, digits=3, unit=""):
@@ -27,7 +28,8 @@ def training_table(data: dict) -> str:
     lines = [
         f"SchNet {s['n_atom_basis']} features x {s['n_interactions']} interactions, repulsion {s['repulsion']}, batch "
         f"{s['batch_size']}, {s['threads']} thread(s), {data['data']['test_frames']} test frames; both sides from the "
-        "same initial weights, same frames, same steps.",
+        "same initial weights, same frames, same steps. Target: "
+        + data["sizes"][0].get("target_definition", "SchNetPack's final test force RMSE x 1.02") + ".",
         "",
         "| frames | steps | SchNetPack default: s/step, training (s), test force RMSE (eV/A) "
         "| confselect: s/step, training (s), test force RMSE (eV/A) | speed-up per step "
@@ -81,16 +83,13 @@ TABLES = {"training": training_table, "mlmd": mlmd_table}
 
 
 def update(readme: Path) -> None:
+    from confselect.readme import replace_block
+
     text = readme.read_text()
     for name, make in TABLES.items():
         path = RESULTS / f"{name}.json"
-        if not path.exists():
-            continue
-        table = make(json.loads(path.read_text()))
-        pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(<!-- /bench:{name} -->)", re.S)
-        if not pattern.search(text):
-            raise SystemExit(f"{readme}: no <!-- bench:{name} --> ... <!-- /bench:{name} --> markers")
-        text = pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text)
+        if path.exists():
+            text = replace_block(text, f"bench:{name}", make(json.loads(path.read_text())), str(readme))
     readme.write_text(text)
 
 

@@ -35,3 +35,27 @@ rule cp2k_cutoff_convergence:
         "../envs/label.yaml"
     script:
         "../workflow/scripts/cp2k_cutoff_convergence.py"
+
+
+rule label_cost_estimate:
+    """Planned labeller core-hours of the sweep for one system, before any label job: the measured single
+    point of the cutoff series at the campaign's cutoff times the number of labels the sweep can need.
+
+    Not part of `all`: snakemake --cores 2 results/NaCl/label_cost_estimate.json (prints the estimate)
+    """
+    input:
+        "results/{system}/cp2k_cutoff_convergence.csv",
+    output:
+        "results/{system}/label_cost_estimate.json",
+    params:
+        settings=config["labelling"].get("cp2k", {}),
+        n_test=n_frames(config, "test"),
+        n_pool=n_frames(config, "pool"),
+        n_select=n_select(config),
+        n_selections=len(SWEEP["methods"]) * len(SWEEP["seeds"]),
+    log:
+        "logs/{system}/label_cost_estimate.log",
+    conda:
+        "../envs/label.yaml"
+    script:
+        "../workflow/scripts/label_cost_estimate.py"

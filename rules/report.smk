@@ -78,3 +78,51 @@ rule density_report:
         "../envs/report.yaml"
     script:
         "../workflow/scripts/density_report.py"
+
+
+rule verdict:
+    """Labels each method needs to reach each target (bootstrap over seeds), the ratio to the baseline,
+    paired tests per size, statistics over seeds per (method, n), the stability figure and the cost table."""
+    input:
+        "results/report/summary.csv",
+    output:
+        verdict=report("results/report/verdict.md", category="Verdict", caption="../workflow/report/verdict.rst"),
+        csv="results/report/verdict.csv",
+        comparisons="results/report/comparisons.csv",
+        statistics="results/report/seed_statistics.csv",
+        stability=report("results/report/stability.png", category="Stability", caption="../workflow/report/stability.rst"),
+        cost="results/report/cost.csv",
+    params:
+        report=config["report"],
+    log:
+        "logs/report/verdict.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow/scripts/verdict.py"
+
+
+rule report_page:
+    """results/report/index.html: one self-contained page, the verdict first, then figures and tables."""
+    input:
+        verdict="results/report/verdict.md",
+        verdict_csv="results/report/verdict.csv",
+        comparisons="results/report/comparisons.csv",
+        statistics="results/report/seed_statistics.csv",
+        stability="results/report/stability.png",
+        learning_curve="results/report/learning_curve.png",
+        density="results/report/density.png",
+        density_table="results/report/density.csv",
+        rdf="results/report/rdf.png",
+        diffusion="results/report/diffusion.csv",
+        conductivity="results/report/conductivity.csv",
+        summary="results/report/summary.csv",
+        cost="results/report/cost.csv",
+    output:
+        "results/report/index.html",
+    log:
+        "logs/report/report_page.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow/scripts/report_page.py"

@@ -42,10 +42,12 @@ rule coverage:
     input:
         selection="results/{system}/selection/{method}/seed{seed}.json",
         descriptors="results/{system}/pool/descriptors.npy",
+        pool="results/{system}/pool/frames.extxyz",
     output:
         "results/{system}/selection/{method}/seed{seed}_coverage.json",
     params:
         sizes=sorted(SWEEP["n_train"]),
+        quests=config["descriptors"]["quests"],
     log:
         "logs/{system}/coverage_{method}_seed{seed}.log",
     conda:

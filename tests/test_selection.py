@@ -250,3 +250,25 @@ def test_fps_covers_better_than_random():
     rand = coverage(x, make_selector("random").select(pool, 20), length_scale=3.0)
     assert fps["max_min_distance"] < rand["max_min_distance"]
     assert fps["vendi_score"] > rand["vendi_score"]
+
+
+def test_quests_entropy_grows_with_new_environments_and_ignores_duplicates():
+    """QUESTS's dataset entropy is that of the distribution of environments: a copy of a frame adds
+    nothing, a differently distorted frame adds entropy; the diversity counts distinct environments."""
+    from ase.build import bulk
+
+    from confselect.dataset_entropy import quests_metrics
+
+    base = bulk("NaCl", "rocksalt", a=5.64, cubic=True).repeat(2)
+    frames = []
+    for seed, amplitude in ((0, 0.05), (1, 0.3), (2, 0.6)):
+        atoms = base.copy()
+        atoms.rattle(amplitude, seed=seed)
+        frames.append(atoms)
+    settings = {"k": 32, "cutoff_A": 5.0, "bandwidth_1_A": 0.015}
+    distinct = quests_metrics(frames, [1, 2, 3], **settings)
+    copies = quests_metrics([frames[0], frames[0].copy(), frames[0].copy()], [1, 3], **settings)
+    h = [distinct[n]["quests_entropy_nats"] for n in (1, 2, 3)]
+    assert h[0] < h[1] < h[2]
+    assert copies[3]["quests_entropy_nats"] == pytest.approx(copies[1]["quests_entropy_nats"], abs=1e-9)
+    assert distinct[3]["quests_diversity"] > 1.5 * copies[3]["quests_diversity"]

@@ -47,6 +47,22 @@ def validate_config(config: dict, schema_path) -> None:
     _fill_defaults(config, schema, schema)
 
 
+def report_settings(schema_path, config_file=None) -> dict:
+    """The ``report`` section of ``config_file`` (validated with the rest of it), or the schema's defaults."""
+    import yaml
+
+    if config_file is not None:
+        with open(config_file) as handle:
+            config = yaml.safe_load(handle)
+        validate_config(config, schema_path)
+        return config["report"]
+    with open(schema_path) as handle:
+        schema = yaml.safe_load(handle)
+    settings = {"report": {}}
+    _fill_defaults(settings, {"properties": {"report": schema["properties"]["report"]}}, schema)
+    return settings["report"]
+
+
 def _resolve(node: dict, root: dict) -> dict:
     while "$ref" in node:
         target = root

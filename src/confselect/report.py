@@ -34,13 +34,20 @@ def summary_row(model_dir, labeller: str, coverage_file, reference_npt: dict | N
     errors = read_json(model_dir / "test_errors.json")
     md = read_json(model_dir / "md.json")
     row.update(n_trained=training["n_trained"], n_label_failures=training["n_label_failures"],
-               train_steps=training.get("steps"), train_time_s=training.get("train_time_s"))
+               train_steps=training.get("steps"), train_time_s=training.get("train_time_s"),
+               train_device=training.get("device"), train_threads=training.get("threads"),
+               repulsion=training.get("repulsion"),
+               label_wall_time_s=training.get("label_wall_time_s", float("nan")),
+               label_core_hours=training.get("label_core_hours", float("nan")))
     row.update({k: errors[k] for k in ("energy_rmse_eV_atom", "force_rmse_eV_A", "force_l4_eV_A", "force_max_error_eV_A")})
-    row.update(stable=md["stable"], md_reason=md["reason"], time_survived_fs=md["time_survived_fs"])
+    row.update(stable=md["stable"], md_reason=md["reason"], time_survived_fs=md["time_survived_fs"],
+               nvt_duration_fs=md.get("duration_fs"), md_wall_s=md.get("wall_s", float("nan")))
     row.update({k: (float("nan") if v is None else v) for k, v in md.get("versus_reference", {}).items()})
     if reference_npt is not None:
-        runs = read_json(model_dir / "npt.json")["runs"]
+        npt = read_json(model_dir / "npt.json")
+        runs = npt["runs"]
         row["npt_stable"] = all(run["stable"] for run in runs.values())
+        row["npt_wall_s"] = npt.get("wall_s", float("nan"))
         row.update(density_errors(runs, reference_npt))
     coverage = read_json(coverage_file).get(str(row["n_train"]), {})
     for key, value in coverage.items():
@@ -51,13 +58,17 @@ def summary_row(model_dir, labeller: str, coverage_file, reference_npt: dict | N
 def plot_learning_curve(summary, path, title_prefix: str = "") -> None:
     """Force RMSE and L4 error against training-set size per method; circles = stable MD, squares = failed.
 
-    Several seeds: the line follows the mean over seeds, each model is a marker.
+    Several seeds: the line follows the mean over seeds with its 95 % t-interval as a band
+    (:func:`confselect.comparisons.seed_statistics`), each model is a marker.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .comparisons import seed_statistics
+
+    statistics = seed_statistics(summary)
     systems = sorted(summary["system"].unique())
     fig, axes = plt.subplots(len(systems), 2, figsize=(10, 4 * len(systems)), squeeze=False)
     colours = dict(zip(sorted(summary["method"].unique()), plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4))
@@ -66,8 +77,12 @@ def plot_learning_curve(summary, path, title_prefix: str = "") -> None:
         for ax, column, label in zip(row, ("force_rmse_eV_A", "force_l4_eV_A"), ("force RMSE", "force L4 error")):
             for method, group in data.groupby("method"):
                 colour = colours[method]
-                mean = group.groupby("n_train")[column].mean()
-                ax.plot(mean.index, mean.values, "-", color=colour, label=method)
+                band = statistics[(statistics["system"] == system) & (statistics["method"] == method)]
+                band = band.groupby("n_train")[[f"{column}_mean", f"{column}_low", f"{column}_high"]].mean()
+                seeds = int(group["seed"].nunique())
+                ax.plot(band.index, band[f"{column}_mean"], "-", color=colour, label=f"{method} ({seeds} seeds)")
+                ax.fill_between(band.index, band[f"{column}_low"], band[f"{column}_high"], color=colour, alpha=0.2,
+                                linewidth=0)
                 for stable, marker in ((True, "o"), (False, "s")):
                     pick = group[group["stable"] == stable]
                     ax.scatter(pick["n_train"], pick[column], marker=marker, facecolor=colour,
@@ -77,7 +92,7 @@ def plot_learning_curve(summary, path, title_prefix: str = "") -> None:
             ax.set_ylabel(f"{label} (eV/A)")
             ax.set_title(f"{title_prefix}{system}: {label}")
             ax.grid(alpha=0.3)
-        row[0].legend(title="method (o stable MD, s failed)", fontsize=8)
+        row[0].legend(title="method: mean, 95 % band (o stable MD, s failed)", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -197,6 +212,43 @@ def plot_density(table, references: dict, path) -> None:
         ax.set_title(f"{system}: NPT density")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_stability(statistics, path) -> None:
+    """Stability against training-set size per method: the fraction of seeds with stable NVT and with
+    stable NPT (Wilson 95 % intervals as error bars), and the median NVT time survived with its
+    order-statistic interval (a continuous measure that separates methods where none survives the run)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = sorted(statistics["system"].unique())
+    fig, axes = plt.subplots(len(systems), 3, figsize=(14, 3.8 * len(systems)), squeeze=False)
+    colours = dict(zip(sorted(statistics["method"].unique()), plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4))
+    panels = (("nvt_stable", "fraction of seeds with stable NVT"), ("npt_stable", "fraction of seeds with stable NPT"),
+              ("time_survived_fs", "NVT time survived (ps), median"))
+    for row, system in zip(axes, systems):
+        data = statistics[statistics["system"] == system]
+        for ax, (key, label) in zip(row, panels):
+            for i, (method, group) in enumerate(data.groupby("method", sort=True)):
+                group = group.sort_values("n_train")
+                x = group["n_train"] * 1.04 ** (i - 0.5 * (len(colours) - 1))  # offsets keep bars apart
+                if key == "time_survived_fs":
+                    y, low, high = (group[f"{key}_{s}"] / 1000.0 for s in ("median", "low", "high"))
+                else:
+                    y, low, high = group[f"{key}_fraction"], group[f"{key}_low"], group[f"{key}_high"]
+                ax.errorbar(x, y, yerr=[y - low, high - y], fmt="o-", capsize=3, color=colours[method],
+                            label=f"{method} ({int(group['n_seeds'].max())} seeds)")
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("training configurations")
+            ax.set_ylabel(label)
+            ax.set_title(f"{system}: {label}")
+            ax.grid(alpha=0.3)
+        row[0].legend(fontsize=8, title="95 % intervals")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -213,6 +213,7 @@ class SchNetTrainer:
             "s_per_step": train_time_s / n_steps,
             "device": device,
             "threads": self.threads,
+            "repulsion": self.repulsion,
             # mean over the last epoch (or step) of training: eV^2 (energy, offset removed) and (eV/A)^2
             "final_loss": float(last[:, 0].mean()),
             "final_energy_mse_eV2": float(last[:, 1].mean()),

@@ -20,5 +20,6 @@ def make_labeller(cutoff_Ry):
 
 rows = cutoff_convergence(atoms, conv["cutoffs_Ry"], make_labeller, Path(snakemake.output[0]).parent / "cutoff_convergence")
 table = pd.DataFrame(rows)
+table["threads"] = snakemake.threads  # the cost estimate scales the wall times by it
 table.to_csv(snakemake.output[0], index=False)
 print(table.to_string(index=False), flush=True)

@@ -24,7 +24,7 @@ if stored is None:
     except LabelFailure as err:
         print(f"frame {w.frame}: no label ({err})", flush=True)
         labelled = failure_record(atoms, name, err)
-    labelled.info.update(frame=int(w.frame), role=w.role)
+    labelled.info.update(frame=int(w.frame), role=w.role, label_threads=int(snakemake.threads))
     stored = store.put(labelled, original=atoms)
 else:
     print(f"frame {w.frame}: label reused from {stored}", flush=True)

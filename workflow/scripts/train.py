@@ -1,6 +1,7 @@
 """Train one SchNet model on the labelled training set (failed labels skipped and counted)."""
 from pathlib import Path
 
+from confselect.cost import label_cost
 from confselect.jobs import log_to, write_json
 from confselect.training import SchNetTrainer, labelled_frames
 
@@ -18,5 +19,6 @@ write_json(
         "n_label_failures": len(failed),
         "failed_labels": failed,
         **trainer.record,
+        **label_cost(snakemake.input.labels),
     },
 )

@@ -1,0 +1,111 @@
+"""Per-(method, n) statistics over seeds and paired method-against-method tests, from ``summary.csv``.
+
+:func:`seed_statistics` gives, for every (system, labeller, method, n_train), the mean and 95 % t-interval
+over seeds of the test errors, the Wilson interval of the fraction of seeds with stable NVT and with
+stable NPT, and the median time survived with its order-statistic interval (:mod:`confselect.intervals`).
+:func:`paired_comparisons` tests, at every n, every pair of methods on the seeds they share.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from .intervals import holm, mean_interval, median_interval, paired_test, wilson_interval
+
+#: error columns summarised as mean and t-interval over seeds
+ERROR_COLUMNS = ("force_rmse_eV_A", "force_l4_eV_A", "energy_rmse_eV_atom")
+GROUP = ["system", "labeller", "method", "n_train"]
+
+
+def seed_statistics(summary):
+    """One row per (system, labeller, method, n_train) with ``<column>_mean/_low/_high`` for the errors,
+    ``nvt_stable_fraction/_low/_high``, ``npt_stable_fraction/_low/_high``, ``time_survived_fs_median/_low/
+    _high`` and ``n_seeds``."""
+    import pandas as pd
+
+    rows = []
+    for key, group in summary.groupby(GROUP, sort=True):
+        row = dict(zip(GROUP, key))
+        row["n_seeds"] = int(group["seed"].nunique())
+        for column in ERROR_COLUMNS:
+            if column in group:
+                m = mean_interval(group[column].astype(float))
+                row.update({f"{column}_mean": m["mean"], f"{column}_low": m["low"], f"{column}_high": m["high"]})
+        for name, column in (("nvt", "stable"), ("npt", "npt_stable")):
+            if column in group:
+                w = wilson_interval(int(group[column].astype(bool).sum()), len(group))
+                row.update({f"{name}_stable_fraction": w["fraction"], f"{name}_stable_low": w["low"],
+                            f"{name}_stable_high": w["high"]})
+        if "time_survived_fs" in group:
+            t = median_interval(group["time_survived_fs"].astype(float))
+            row.update({"time_survived_fs_median": t["median"], "time_survived_fs_low": t["low"],
+                        "time_survived_fs_high": t["high"], "time_survived_coverage": t["coverage"]})
+        if "label_core_hours" in group:
+            row["label_core_hours_mean"] = float(np.nanmean(group["label_core_hours"].astype(float)))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paired_comparisons(summary, column: str = "force_l4_eV_A", alpha: float = 0.05):
+    """Every pair of methods at every n on the seeds both have: the exact Wilcoxon signed-rank test of
+    ``column`` (lower is better), Holm-corrected over all rows.  ``outcome`` is ``"<a> lower"``,
+    ``"<b> lower"``, ``"no significant difference"`` or, where even a perfect separation at every n could
+    not reach ``alpha`` after the correction with that many seeds, ``"too few seeds"``."""
+    import pandas as pd
+
+    rows = []
+    for (system, labeller, n), data in summary.groupby(["system", "labeller", "n_train"], sort=True):
+        by_method = {m: g.set_index("seed")[column].astype(float) for m, g in data.groupby("method", sort=True)}
+        for a, b in itertools.combinations(sorted(by_method), 2):
+            shared = sorted(set(by_method[a].index) & set(by_method[b].index))
+            test = paired_test(by_method[a].loc[shared].to_numpy(), by_method[b].loc[shared].to_numpy())
+            rows.append({"system": system, "labeller": labeller, "n_train": int(n), "method_a": a, "method_b": b,
+                         "n_pairs": test["n_pairs"], f"median_difference_{column}": test["median_difference"],
+                         "p": test["p"], "min_p": test["min_p"]})
+    table = pd.DataFrame(rows)
+    if not len(table):
+        return table
+    table["p_holm"] = holm(table["p"].to_numpy())
+    table["outcome"] = [_outcome(r, column, alpha, len(table)) for r in table.to_dict("records")]
+    return table
+
+
+def _outcome(row: dict, column: str, alpha: float, m: int) -> str:
+    # Holm multiplies the smallest p by m: below that many seeds a perfect separation is not significant
+    if row["min_p"] * m > alpha:
+        return "too few seeds"
+    if row["p_holm"] >= alpha:
+        return "no significant difference"
+    lower = row["method_a"] if row[f"median_difference_{column}"] < 0 else row["method_b"]
+    return f"{lower} lower"
+
+
+def seeds_needed(alpha: float, comparisons: int = 1) -> int:
+    """Fewest paired seeds with which ``comparisons`` Holm-corrected exact two-sided Wilcoxon tests can
+    reach ``alpha`` at all (``comparisons * 2 / 2^k <= alpha``)."""
+    return int(math.ceil(math.log2(2.0 * comparisons / alpha) - 1e-12))
+
+
+def cost_table(summary):
+    """Per (system, labeller, method, n_train), means over seeds: labeller core-hours of the training set,
+    training hours (core-hours on CPU, GPU-hours on CUDA, from its recorded time and threads) and ML-MD
+    hours (NVT and NPT runs, wall time, with the device they ran on)."""
+    import pandas as pd
+
+    data = summary.copy()
+    for column in ("label_core_hours", "train_time_s", "train_threads", "md_wall_s", "npt_wall_s"):
+        if column not in data:
+            data[column] = np.nan
+    data["train_device"] = data.get("train_device", pd.Series("cpu", index=data.index)).fillna("cpu")
+    on_gpu = data["train_device"].astype(str).str.startswith("cuda")
+    data["train_core_hours"] = np.where(on_gpu, np.nan, data["train_time_s"] * data["train_threads"].fillna(1) / 3600)
+    data["train_gpu_hours"] = np.where(on_gpu, data["train_time_s"] / 3600, 0.0)
+    data["mlmd_hours"] = (data["md_wall_s"].fillna(0) + data["npt_wall_s"].fillna(0)) / 3600
+    columns = ["label_core_hours", "train_core_hours", "train_gpu_hours", "mlmd_hours"]
+    table = data.groupby(["system", "labeller", "method", "n_train"], sort=True)[columns].mean().reset_index()
+    table["n_seeds"] = data.groupby(["system", "labeller", "method", "n_train"], sort=True)["seed"].nunique().values
+    return table
+

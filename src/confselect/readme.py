@@ -1,0 +1,77 @@
+"""The README's result sections, regenerated from a run: nothing in them is typed by hand.
+
+    python -m confselect.readme README.md                 # after `make demo`: results/report/
+    python -m confselect.readme README.md --results DIR   # another run's report directory
+
+Each generated block sits between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``:
+``summary`` (per method and size, from ``summary.csv``) and ``verdict`` (``verdict.md`` without its title).
+``benchmarks/tables.py`` fills the ``bench:NAME`` blocks the same way (:func:`replace_block`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from pathlib import Path
+
+from .intervals import mean_interval
+
+
+def replace_block(text: str, tag: str, content: str, source: str = "") -> str:
+    """``text`` with what lies between ``<!-- tag -->`` and ``<!-- /tag -->`` replaced by ``content``."""
+    pattern = re.compile(rf"(<!-- {re.escape(tag)} -->\n).*?(<!-- /{re.escape(tag)} -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{source or 'text'}: no <!-- {tag} --> ... <!-- /{tag} --> markers")
+    return pattern.sub(lambda m: m.group(1) + content.rstrip("\n") + "\n" + m.group(2), text)
+
+
+def _cell(values, digits: int = 3) -> str:
+    m = mean_interval(values)
+    if m["n_seeds"] == 0:
+        return "-"
+    if math.isnan(m["low"]):
+        return f"{m['mean']:.{digits}g}"
+    return f"{m['mean']:.{digits}g} [{m['low']:.{digits}g}, {m['high']:.{digits}g}]"
+
+
+def summary_table(summary) -> str:
+    """Per (system, method, n): errors (mean [95 % t-interval] over seeds), stable fractions, density errors."""
+    density = sorted((c for c in summary.columns if c.startswith("density_") and c.endswith("K_rel_error")),
+                     key=lambda c: float(c[len("density_"):-len("K_rel_error")]))
+    temps = " / ".join(c[len("density_"):-len("_rel_error")] for c in density)
+    lines = [f"| system | method | n | seeds | force RMSE (eV/A) | force L4 (eV/A) | NVT stable | NPT stable "
+             f"| density error {temps} (%) |", "|" + " --- |" * 9]
+    for (system, method, n), group in summary.groupby(["system", "method", "n_train"], sort=True):
+        k = len(group)
+        nvt = int(group["stable"].astype(bool).sum())
+        npt = int(group["npt_stable"].astype(bool).sum()) if "npt_stable" in group else 0
+        errors = " / ".join(_cell(100 * group[c].astype(float), 2) for c in density)
+        lines.append(f"| {system} | {method} | {n} | {k} | {_cell(group['force_rmse_eV_A'])} "
+                     f"| {_cell(group['force_l4_eV_A'])} | {nvt} of {k} | {npt} of {k} | {errors} |")
+    return "\n".join(lines)
+
+
+def update(readme: Path, results: Path) -> None:
+    import pandas as pd
+
+    text = readme.read_text()
+    text = replace_block(text, "results:summary", summary_table(pd.read_csv(results / "summary.csv")), str(readme))
+    verdict = (results / "verdict.md").read_text().split("\n", 1)[1].lstrip("\n")
+    # the README has its own headings: the verdict's become bold lines
+    verdict = re.sub(r"^#+ (.*)$", r"**\1**", verdict, flags=re.M)
+    text = replace_block(text, "results:verdict", verdict, str(readme))
+    readme.write_text(text)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m confselect.readme", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("readme", type=Path)
+    parser.add_argument("--results", type=Path, default=Path("results/report"))
+    args = parser.parse_args(argv)
+    update(args.readme, args.results)
+
+
+if __name__ == "__main__":
+    main()

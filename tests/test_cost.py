@@ -1,0 +1,50 @@
+"""What labels, training and ML-MD cost, from what the jobs recorded."""
+
+import math
+
+import pandas as pd
+import pytest
+from ase import Atoms
+from ase.io import write
+
+from confselect.comparisons import cost_table
+from confselect.cost import label_cost, planned_label_cost
+
+
+def test_label_cost_sums_wall_time_times_threads_including_failed_attempts(tmp_path):
+    paths = []
+    for k, (seconds, threads, status) in enumerate([(36.0, 4, "ok"), (72.0, 2, "failed"), (18.0, None, "ok")]):
+        atoms = Atoms("NaCl", positions=[[0, 0, 0], [2.8, 0, 0]], cell=[6, 6, 6], pbc=True)
+        atoms.info.update(label_wall_time_s=seconds, label_status=status)
+        if threads:
+            atoms.info["label_threads"] = threads
+        paths.append(tmp_path / f"{k}.extxyz")
+        write(paths[-1], atoms, format="extxyz")
+    cost = label_cost(paths)
+    assert cost["label_wall_time_s"] == pytest.approx(126.0)
+    assert cost["label_core_hours"] == pytest.approx((36 * 4 + 72 * 2 + 18 * 1) / 3600)
+    assert cost["labels_threads_assumed"] == 1 and cost["labels_without_wall_time"] == 0
+
+
+def test_planned_cost_uses_the_single_point_at_the_campaigns_cutoff():
+    rows = [{"cutoff_Ry": c, "wall_time_s": w, "threads": 8} for c, w in ((400, 100.0), (800, 450.0), (1200, 900.0))]
+    estimate = planned_label_cost(rows, 700.0, 50, 250)
+    assert estimate["cutoff_Ry"] == 800 and estimate["core_hours_per_label"] == pytest.approx(1.0)
+    assert (estimate["core_hours_min"], estimate["core_hours_max"]) == pytest.approx((50.0, 250.0))
+    with pytest.raises(ValueError, match="cutoffs_Ry"):
+        planned_label_cost(rows, 1400.0, 50, 250)
+
+
+def test_cost_table_separates_cpu_core_hours_from_gpu_hours():
+    summary = pd.DataFrame([
+        {"system": "NaCl", "labeller": "x", "method": "rnd", "n_train": 8, "seed": s, "label_core_hours": 2.0 * (s + 1),
+         "train_time_s": 3600.0, "train_threads": 2, "train_device": device, "md_wall_s": 1800.0, "npt_wall_s": 1800.0}
+        for s, device in ((0, "cpu"), (1, "cpu"))
+    ] + [{"system": "NaCl", "labeller": "x", "method": "random", "n_train": 8, "seed": 0, "label_core_hours": 1.0,
+          "train_time_s": 1800.0, "train_threads": 1, "train_device": "cuda", "md_wall_s": 0.0, "npt_wall_s": 360.0}])
+    table = cost_table(summary).set_index("method")
+    assert table.loc["rnd", "label_core_hours"] == pytest.approx(3.0)
+    assert table.loc["rnd", "train_core_hours"] == pytest.approx(2.0) and table.loc["rnd", "train_gpu_hours"] == 0
+    assert table.loc["rnd", "mlmd_hours"] == pytest.approx(1.0) and table.loc["rnd", "n_seeds"] == 2
+    assert math.isnan(table.loc["random", "train_core_hours"])
+    assert table.loc["random", "train_gpu_hours"] == pytest.approx(0.5)

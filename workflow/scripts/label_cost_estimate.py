@@ -1,0 +1,17 @@
+"""Planned CP2K core-hours of the sweep from the measured single point of the cutoff series."""
+import pandas as pd
+
+from confselect.cost import planned_label_cost
+from confselect.jobs import log_to, write_json
+from confselect.labelling.cp2k import CP2KLabeller
+
+log_to(snakemake)
+p = snakemake.params
+cutoff = p.settings.get("cutoff_Ry", CP2KLabeller.cutoff_Ry)
+rows = pd.read_csv(snakemake.input[0]).to_dict("records")
+estimate = planned_label_cost(rows, cutoff, p.n_test + p.n_select,
+                              p.n_test + min(p.n_pool, p.n_select * p.n_selections))
+write_json(snakemake.output[0], estimate)
+print(f"{snakemake.wildcards.system}: {estimate['core_hours_per_label']:.3g} core-hours per label at "
+      f"{estimate['cutoff_Ry']:g} Ry; {estimate['n_labels_min']}-{estimate['n_labels_max']} labels: "
+      f"{estimate['core_hours_min']:.3g}-{estimate['core_hours_max']:.3g} core-hours", flush=True)

@@ -1,0 +1,19 @@
+"""results/report/index.html: the verdict first, then every figure and table of the report, in one file."""
+from confselect.jobs import log_to
+from confselect.report_page import write_page
+
+log_to(snakemake)
+i = snakemake.input
+write_page(
+    snakemake.output[0], i.verdict,
+    figures=[("Learning curves", i.learning_curve, "Force RMSE and L4 error against training-set size; line: mean "
+              "over seeds, band: 95 % t-interval, markers: models (circle stable MD, square failed)."),
+             ("Stability", i.stability, "Fraction of seeds with stable NVT and NPT (Wilson 95 % intervals) and the "
+              "median NVT time survived (order-statistic interval) against training-set size."),
+             ("Density", i.density, "NPT density against temperature, models against the reference."),
+             ("Radial distribution functions", i.rdf, "Partial RDFs of each method's largest training set.")],
+    tables=[("Labels to target", i.verdict_csv), ("Paired comparisons", i.comparisons),
+            ("Per method and size, over seeds", i.statistics), ("Density", i.density_table),
+            ("Self-diffusion", i.diffusion), ("Ionic conductivity", i.conductivity),
+            ("Cost per model: labeller core-hours, training and ML-MD hours", i.cost), ("Summary", i.summary)],
+)
