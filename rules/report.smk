@@ -82,7 +82,8 @@ rule density_report:
 
 rule verdict:
     """Labels each method needs to reach each target (bootstrap over seeds), the ratio to the baseline,
-    paired tests per size, statistics over seeds per (method, n), the stability figure and the cost table."""
+    paired tests per size, statistics over seeds per (method, n), the stability and time-survived figures and
+    the cost table."""
     input:
         "results/report/summary.csv",
     output:
@@ -91,6 +92,8 @@ rule verdict:
         comparisons="results/report/comparisons.csv",
         statistics="results/report/seed_statistics.csv",
         stability=report("results/report/stability.png", category="Stability", caption="../workflow/report/stability.rst"),
+        time_survived=report("results/report/time_survived.png", category="Stability",
+                             caption="../workflow/report/time_survived.rst"),
         cost="results/report/cost.csv",
     params:
         report=config["report"],
@@ -110,6 +113,7 @@ rule report_page:
         comparisons="results/report/comparisons.csv",
         statistics="results/report/seed_statistics.csv",
         stability="results/report/stability.png",
+        time_survived="results/report/time_survived.png",
         learning_curve="results/report/learning_curve.png",
         density="results/report/density.png",
         density_table="results/report/density.csv",

@@ -38,7 +38,8 @@ rule coverage:
     """How well each swept prefix of a selection covers the pool in descriptor space.
 
     A rule of its own, so that a new training-set size recomputes coverage without re-running the
-    selection checkpoint (and with it everything downstream)."""
+    selection checkpoint (and with it everything downstream).  The script is not called coverage.py: numba
+    (under QUESTS) imports the `coverage` package, which a script of that name would shadow."""
     input:
         selection="results/{system}/selection/{method}/seed{seed}.json",
         descriptors="results/{system}/pool/descriptors.npy",
@@ -47,10 +48,10 @@ rule coverage:
         "results/{system}/selection/{method}/seed{seed}_coverage.json",
     params:
         sizes=sorted(SWEEP["n_train"]),
-        quests=config["descriptors"]["quests"],
+        quests=config["coverage"]["quests"],
     log:
         "logs/{system}/coverage_{method}_seed{seed}.log",
     conda:
         "../envs/select.yaml"
     script:
-        "../workflow/scripts/coverage.py"
+        "../workflow/scripts/selection_coverage.py"

@@ -30,7 +30,9 @@ def page(tmp_path_factory):
     plot_stability(seed_statistics(summary), out / "stability.png")
     figures = [("Learning curves", out / "learning_curve.png", "caption one"),
                ("Stability", out / "stability.png", "caption two")]
-    tables = [("Labels to target", paths["verdict_csv"]), ("Paired comparisons", paths["comparisons"])]
+    (out / "diffusion.csv").write_text("\n")  # what a run where no model ran NVT through writes
+    tables = [("Labels to target", paths["verdict_csv"]), ("Paired comparisons", paths["comparisons"]),
+              ("Self-diffusion", out / "diffusion.csv")]
     html = render_page(paths["verdict_md"].read_text(), figures, tables)
     (out / "index.html").write_text(html)
     return out, html
@@ -44,6 +46,7 @@ def test_the_page_opens_with_the_verdict_and_is_self_contained(page):
     # offline: nothing is fetched from anywhere
     assert not re.search(r"(src|href)=['\"](?!data:|#)", html)
     assert html.count("data:image/png;base64,") == 2
+    assert "(no rows in this run)" in html
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (make test installs Debian's chromium)")

@@ -116,8 +116,29 @@ def test_report_html_contains_figure(tiny_run):
     snakemake(tiny_run, "--report", "results/report/report.html")
     html = (tiny_run / "results/report/report.html").read_text(errors="replace")
     for name in ("learning_curve.png", "rdf.png", "density.png", "summary.csv", "diffusion.csv", "conductivity.csv",
-                 "density.csv"):
+                 "density.csv", "verdict.md", "stability.png", "time_survived.png"):
         assert name in html, name
+
+
+def test_the_verdict_of_a_run_and_the_page_that_opens_with_it(tiny_run):
+    report = tiny_run / "results/report"
+    verdict = pd.read_csv(report / "verdict.csv")
+    methods = set(TINY_CONFIG["sweep"]["methods"])
+    assert set(verdict["method"]) == methods
+    assert set(verdict["target"]) == {"force_l4", "stable_md", "density"}
+    assert (verdict["n_seeds"] == 1).all()
+    random = verdict[verdict["method"] == "random"]
+    finite = random[np.isfinite(random["n_to_target"])]
+    assert np.allclose(finite["ratio_vs_random"], 1.0)
+    text = (report / "verdict.md").read_text()
+    assert text.startswith("# Verdict") and "One seed" in text
+    page = (report / "index.html").read_text()
+    assert page.index("id='verdict'") < page.index("<img") and page.count("data:image/png;base64,") == 5
+    summary = pd.read_csv(report / "summary.csv")
+    assert (summary["label_core_hours"] > 0).all() and (summary["md_wall_s"] > 0).all()
+    assert (summary["coverage_quests_entropy_nats"] > 0).all()
+    cost = pd.read_csv(report / "cost.csv")
+    assert len(cost) == len(summary) and (cost["train_core_hours"] > 0).all()
 
 
 def test_nothing_changed_plans_nothing(tiny_run):
@@ -139,6 +160,8 @@ def test_training_change_plans_only_training_validation_and_report(tiny_run, tmp
         "density_report": 1,
         "learning_curve": 1,
         "observables_report": 1,
+        "verdict": 1,
+        "report_page": 1,
         "all": 1,
     }
 
@@ -152,7 +175,7 @@ def test_density_change_plans_only_ml_md_jobs_and_report(tiny_run, tmp_path):
     # repeated and its report with it; the learning curve is drawn from the summary, which gains the new
     # densities
     assert plan == {"reference_npt": 1, "ml_md": n_models, "summary": 1, "density_report": 1, "learning_curve": 1,
-                    "observables_report": 1, "all": 1}
+                    "observables_report": 1, "verdict": 1, "report_page": 1, "all": 1}
 
 
 def test_new_size_within_the_selection_trains_only_its_models(tiny_run, tmp_path):
@@ -173,7 +196,7 @@ def test_new_size_within_the_selection_trains_only_its_models(tiny_run, tmp_path
     assert plan == {
         "coverage": len(sweep["methods"]), "train": new_models, "test_errors": new_models, "ml_md": new_models,
         "summary": 1, "learning_curve": 1, "observables_report": 1, "density_report": 1,
-        "all": 1,
+        "verdict": 1, "report_page": 1, "all": 1,
     }  # fmt: skip
     snakemake(workdir, configfiles=configs)
     for method in sweep["methods"]:

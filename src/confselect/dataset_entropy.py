@@ -1,5 +1,5 @@
 """Model-free figures of a training set's atomic environments: QUESTS's dataset entropy and diversity
-(Schwalbe-Koda et al., Nat. Commun. 16, 4014 (2025)), computed with the ``quests`` package."""
+(Schwalbe-Koda et al., Nat. Commun. (2025)), computed with the ``quests`` package."""
 
 from __future__ import annotations
 

@@ -217,20 +217,23 @@ def plot_density(table, references: dict, path) -> None:
     plt.close(fig)
 
 
-def plot_stability(statistics, path) -> None:
-    """Stability against training-set size per method: the fraction of seeds with stable NVT and with
-    stable NPT (Wilson 95 % intervals as error bars), and the median NVT time survived with its
-    order-statistic interval (a continuous measure that separates methods where none survives the run)."""
+STABILITY_PANELS = (("nvt_stable", "fraction of seeds with stable NVT"), ("npt_stable", "fraction of seeds with stable NPT"))
+TIME_SURVIVED_PANELS = (("time_survived_fs", "NVT time survived (ps), median over seeds"),)
+
+
+def plot_stability(statistics, path, panels=STABILITY_PANELS) -> None:
+    """Stability against training-set size per method: by default the fraction of seeds with stable NVT
+    and with stable NPT (Wilson 95 % intervals as error bars); with ``TIME_SURVIVED_PANELS`` the median NVT
+    time survived with its order-statistic interval (a continuous measure that separates methods where
+    none survives the whole run)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     systems = sorted(statistics["system"].unique())
-    fig, axes = plt.subplots(len(systems), 3, figsize=(14, 3.8 * len(systems)), squeeze=False)
+    fig, axes = plt.subplots(len(systems), len(panels), figsize=(5 * len(panels), 3.8 * len(systems)), squeeze=False)
     colours = dict(zip(sorted(statistics["method"].unique()), plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4))
-    panels = (("nvt_stable", "fraction of seeds with stable NVT"), ("npt_stable", "fraction of seeds with stable NPT"),
-              ("time_survived_fs", "NVT time survived (ps), median"))
     for row, system in zip(axes, systems):
         data = statistics[statistics["system"] == system]
         for ax, (key, label) in zip(row, panels):

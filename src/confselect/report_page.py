@@ -34,9 +34,12 @@ def render_page(verdict_md: str, figures, tables, title: str = "confselect repor
                      f"<figcaption>{html.escape(caption)}</figcaption></figure>")
     parts.append("<h1>Tables</h1>")
     for name, csv in tables:
-        frame = pd.read_csv(csv)
+        try:
+            frame = pd.read_csv(csv)
+        except pd.errors.EmptyDataError:  # e.g. no model ran NVT through: no transport rows
+            frame = pd.DataFrame()
         table = frame.to_html(index=False, float_format=lambda x: f"{x:.4g}", na_rep="", border=0) \
-            if len(frame.columns) else "<p>(empty)</p>"
+            if len(frame.columns) else "<p>(no rows in this run)</p>"
         parts.append(f"<h2 id='{html.escape(Path(csv).stem)}'>{html.escape(name)} "
                      f"(<code>{html.escape(Path(csv).name)}</code>)</h2><div class='scroll'>{table}</div>")
     parts.append("</body></html>")

@@ -246,7 +246,7 @@ def verdict_markdown(table, comparisons, summary, settings: dict) -> str:
                 r = row.to_dict()
                 text = (f"{method} at {format_n(r['n_to_target'], r['censored'], r['n_max'])} "
                         f"{format_interval(r['n_low'], r['n_high'], r['n_max'])}")
-                if base is not None and method != baseline:
+                if base is not None and method != baseline and not math.isnan(r["ratio_vs_random"]):
                     r["n_to_target_baseline"] = base["n_to_target"]
                     text += (f" ({baseline} needs {format_ratio(r)}x as many, "
                              f"{format_interval(r['ratio_low'], r['ratio_high'], r['n_max'] / max(r['n_min'], 1), 2)})")

@@ -8,8 +8,10 @@ write_page(
     snakemake.output[0], i.verdict,
     figures=[("Learning curves", i.learning_curve, "Force RMSE and L4 error against training-set size; line: mean "
               "over seeds, band: 95 % t-interval, markers: models (circle stable MD, square failed)."),
-             ("Stability", i.stability, "Fraction of seeds with stable NVT and NPT (Wilson 95 % intervals) and the "
-              "median NVT time survived (order-statistic interval) against training-set size."),
+             ("Stability", i.stability, "Fraction of seeds with stable NVT and NPT (Wilson 95 % intervals) against "
+              "training-set size."),
+             ("Time survived", i.time_survived, "Median NVT time survived over seeds (order-statistic interval) "
+              "against training-set size."),
              ("Density", i.density, "NPT density against temperature, models against the reference."),
              ("Radial distribution functions", i.rdf, "Partial RDFs of each method's largest training set.")],
     tables=[("Labels to target", i.verdict_csv), ("Paired comparisons", i.comparisons),

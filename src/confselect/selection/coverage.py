@@ -71,4 +71,3 @@ def vendi_score(points, length_scale: float) -> float:
     eigenvalues = np.linalg.eigvalsh(kernel / len(x))
     eigenvalues = eigenvalues[eigenvalues > 1e-12]
     return float(np.exp(-np.sum(eigenvalues * np.log(eigenvalues))))
-
