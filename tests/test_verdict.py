@@ -140,6 +140,9 @@ def test_intervals_match_their_textbook_values():
     # Wilson, 0 of 10 at 95 %: [0, 0.2775]; 10 of 10: [0.7225, 1]
     assert wilson_interval(0, 10)["high"] == pytest.approx(0.2775, abs=1e-4)
     assert wilson_interval(10, 10)["low"] == pytest.approx(0.7225, abs=1e-4)
+    for k, n in ((0, 3), (3, 3), (2, 3), (1, 1), (7, 7)):
+        w = wilson_interval(k, n)
+        assert w["low"] <= w["fraction"] <= w["high"]
     # median of 10: ranks 2 and 9 (1-based) cover with 97.9 %
     med = median_interval(list(range(1, 11)))
     assert (med["low"], med["high"]) == (2.0, 9.0) and med["coverage"] == pytest.approx(0.9785, abs=1e-4)
@@ -196,3 +199,23 @@ def test_the_readme_result_blocks_are_regenerated_from_a_run(tmp_path):
     with pytest.raises(SystemExit, match="results:summary"):
         (tmp_path / "bare.md").write_text("no markers\n")
         update(tmp_path / "bare.md", tmp_path)
+
+
+def test_a_step_shared_by_every_seed_gives_the_whole_bracket_not_a_point():
+    """Every seed unstable at 16 and stable at 32: the data place the transition between 16 and 32, no
+    finer; the bootstrap alone would return the interpolated 27.9 as a zero-width interval."""
+    rows = []
+    for method in ("random", "rnd"):
+        for seed in range(3):
+            for n in (8, 16, 32, 64):
+                stable = n >= (32 if method == "random" else 64)
+                rows.append({"system": "NaCl", "labeller": "x", "method": method, "n_train": n, "seed": seed,
+                             "force_l4_eV_A": 1.0 / n + 0.001 * seed, "stable": stable, "npt_stable": stable,
+                             "density_1100K_rel_error": 0.01 if stable else math.nan})
+    table = labels_to_target(pd.DataFrame(rows), TARGETS, n_bootstrap=200)
+    r = row(table, "random", "stable_md")
+    assert (r["n_low"], r["n_high"]) == (16.0, 32.0) and 16 < r["n_to_target"] < 32
+    # rnd's step is between 32 and 64: random needs between 16/64 and 32/32 of rnd's labels
+    r = row(table, "rnd", "stable_md")
+    assert (r["n_low"], r["n_high"]) == (32.0, 64.0)
+    assert r["ratio_low"] == pytest.approx(0.25) and r["ratio_high"] == pytest.approx(1.0)

@@ -51,7 +51,9 @@ def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> d
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return {"fraction": p, "low": max(0.0, centre - half), "high": min(1.0, centre + half), "n_seeds": n}
+    # the bounds bracket p exactly (at p = 1 the upper bound is 1 only up to rounding)
+    return {"fraction": p, "low": min(p, max(0.0, centre - half)), "high": max(p, min(1.0, centre + half)),
+            "n_seeds": n}
 
 
 def median_interval(values, confidence: float = CONFIDENCE) -> dict:

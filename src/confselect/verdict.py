@@ -14,7 +14,10 @@ last size that misses it and the first that meets it (the L4 error on log-log ax
 is close to straight; fractions linearly).  A criterion met at the smallest size gives that size with
 ``censored = "left"`` (the true value is at most it), one never met gives infinity with
 ``censored = "right"`` (more than the largest size).  The interval is the percentile bootstrap over seeds:
-whole seeds (each with its models at every n) are resampled with replacement, ``n_bootstrap`` times.  The
+whole seeds (each with its models at every n) are resampled with replacement, ``n_bootstrap`` times.  Where
+a fraction jumps from 0 to 1 between two sizes (every seed fails at one and passes at the next), no
+resampling can move the crossing and the data say only that it lies between them: the interval is then
+widened to those two sizes (:func:`step_bracket`), and the ratio's interval to what both intervals allow.  The
 ratio to the baseline method (``random``) is the baseline's n over the method's n, bootstrapped with both
 methods' seeds resampled independently: a ratio of 10 means the method needs a tenth of the labels.
 """
@@ -117,6 +120,23 @@ def n_to_target(rows, value, threshold: float, direction: str, log_score: bool) 
     return crossing(sizes, _column_means(matrix), threshold, direction, log_score)
 
 
+def step_bracket(rows, value, threshold: float, direction: str) -> tuple[float, float] | None:
+    """The two swept sizes between which a fraction jumps from 0 at one to 1 at the next, where that jump
+    is the crossing: every seed fails at the first and passes at the second, so nothing in the data places
+    the transition inside the bracket (the interpolated n is a convention there).  None otherwise."""
+    if direction != "above":
+        return None
+    sizes, matrix = seed_matrix(rows, value)
+    scores = _column_means(matrix)
+    met = np.isfinite(scores) & (scores >= threshold)
+    if not met.any() or met[0]:
+        return None
+    b = int(np.argmax(met))
+    if scores[b - 1] == 0.0 and scores[b] == 1.0:
+        return float(sizes[b - 1]), float(sizes[b])
+    return None
+
+
 def bootstrap_n(rows, value, threshold, direction, log_score, n_bootstrap: int, rng) -> np.ndarray:
     """``n_to_target`` of ``n_bootstrap`` resamplings of whole seeds (with replacement)."""
     sizes, matrix = seed_matrix(rows, value)
@@ -150,14 +170,21 @@ def labels_to_target(summary, targets: dict, baseline: str = "random", n_bootstr
             for method, group in data.groupby("method", sort=True):
                 point, censored = n_to_target(group, score, threshold, direction, log_score)
                 boot = bootstrap_n(group, score, threshold, direction, log_score, n_bootstrap, rng)
-                found[method] = (point, censored, boot, group)
-            base = found.get(baseline)
-            for method, (point, censored, boot, group) in found.items():
+                step = step_bracket(group, score, threshold, direction)
                 low, high = quantiles(boot, confidence)
+                if step is not None:  # resampling seeds that all agree cannot move n inside the bracket
+                    low, high = min(low, step[0]), max(high, step[1])
+                found[method] = (point, censored, boot, group, (low, high), step)
+            base = found.get(baseline)
+            for method, (point, censored, boot, group, (low, high), step) in found.items():
                 ratio = ratio_low = ratio_high = math.nan
                 if base is not None:
                     ratio = _ratio(base[0], point)
                     ratio_low, ratio_high = quantiles(_ratio(base[2], boot), confidence)
+                    if method != baseline and (step is not None or base[5] is not None):
+                        # the ratio can be anything the two (possibly widened) n intervals allow
+                        ratio_low = min(ratio_low, float(_ratio(base[4][0], high)))
+                        ratio_high = max(ratio_high, float(_ratio(base[4][1], low)))
                 per_label = _core_hours_per_label(group)
                 rows.append({
                     "system": system, "labeller": labeller, "method": method, "target": target,
@@ -214,10 +241,17 @@ def format_ratio(row: dict) -> str:
     if math.isnan(ratio):
         return "n/a"
     if np.isinf(ratio):
-        return f"> {row['n_max'] / row['n_to_target']:.2g}"
+        return f"> {_ratio_bound(row):.2g}"
     if ratio == 0:
         return f"< {row['n_to_target_baseline'] / row['n_max']:.2g}" if row.get("n_to_target_baseline") else "0"
     return f"{ratio:.2g}"
+
+
+def _ratio_bound(row: dict) -> float:
+    """What an infinite ratio (the baseline never reaches the target) is at least: the largest size over
+    the method's labels to target."""
+    n = row["n_to_target"]
+    return row["n_max"] / n if np.isfinite(n) and n > 0 else row["n_max"] / max(row["n_min"], 1)
 
 
 def verdict_markdown(table, comparisons, summary, settings: dict) -> str:
@@ -249,7 +283,7 @@ def verdict_markdown(table, comparisons, summary, settings: dict) -> str:
                 if base is not None and method != baseline and not math.isnan(r["ratio_vs_random"]):
                     r["n_to_target_baseline"] = base["n_to_target"]
                     text += (f" ({baseline} needs {format_ratio(r)}x as many, "
-                             f"{format_interval(r['ratio_low'], r['ratio_high'], r['n_max'] / max(r['n_min'], 1), 2)})")
+                             f"{format_interval(r['ratio_low'], r['ratio_high'], _ratio_bound(r), 2)})")
                 parts.append(text)
             lines += [f"- **{rows.iloc[0]['criterion']}**: " + "; ".join(parts) + " labels.", ""]
         lines += _verdict_table(block, baseline), ""
