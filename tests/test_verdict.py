@@ -9,7 +9,8 @@ import pytest
 from confselect.comparisons import paired_comparisons, seed_statistics, seeds_needed
 from confselect.config import report_settings
 from confselect.intervals import holm, mean_interval, median_interval, min_wilcoxon_p, wilson_interval
-from confselect.verdict import crossing, labels_to_target, main, verdict_markdown, write_verdict
+from confselect.verdict import crossing, labels_to_target, main, write_verdict
+from confselect.verdict_text import verdict_markdown
 
 SIZES = [4, 8, 16, 32, 64, 128, 256, 512]
 TARGETS = {"force_l4_eV_A": 0.1, "stable_fraction": 0.8, "density_rel_error": 0.05}

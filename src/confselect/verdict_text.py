@@ -1,0 +1,120 @@
+"""The verdict's text: the numbers of :func:`confselect.verdict.labels_to_target` and of the paired tests
+as sentences and one table per (system, labeller); nothing in it is written by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def format_n(value: float, censored: str, n_max: int) -> str:
+    """A label count for the text: "> n_max" when not reached, "<= n" when met at the smallest size."""
+    if not np.isfinite(value):
+        return f"> {n_max}"
+    return f"<= {value:.0f}" if censored == "left" else f"{value:.3g}"
+
+
+def format_interval(low: float, high: float, bound: float, digits: int = 3) -> str:
+    """``[low, high]`` with an infinite end written as beyond ``bound`` (the largest value the sweep can show)."""
+    if not (np.isfinite(low) or np.isinf(low)) or math.isnan(high):
+        return "[n/a]"
+
+    def end(x):
+        return f">{bound:.{digits}g}" if np.isinf(x) else f"{x:.{digits}g}"
+
+    return f"[{end(low)}, {end(high)}]"
+
+
+def format_ratio(row: dict) -> str:
+    ratio = row["ratio_vs_random"]
+    if math.isnan(ratio):
+        return "n/a"
+    if np.isinf(ratio):
+        return f"> {_ratio_bound(row):.2g}"
+    if ratio == 0:
+        return f"< {row['n_to_target_baseline'] / row['n_max']:.2g}" if row.get("n_to_target_baseline") else "0"
+    return f"{ratio:.2g}"
+
+
+def _ratio_bound(row: dict) -> float:
+    """What an infinite ratio (the baseline never reaches the target) is at least: the largest size over
+    the method's labels to target."""
+    n = row["n_to_target"]
+    return row["n_max"] / n if np.isfinite(n) and n > 0 else row["n_max"] / max(row["n_min"], 1)
+
+
+def verdict_markdown(table, comparisons, summary, settings: dict) -> str:
+    """The verdict's text: per (system, labeller) a sentence per target and one table, then what the paired
+    tests allow; every number in it comes from ``table`` (:func:`labels_to_target`) and ``comparisons``."""
+    from .comparisons import seeds_needed
+
+    baseline = settings["baseline_method"]
+    lines = ["# Verdict", ""]
+    for (system, labeller), block in table.groupby(["system", "labeller"], sort=True):
+        data = summary[(summary["system"] == system) & (summary["labeller"] == labeller)]
+        seeds = sorted(data["seed"].unique())
+        sizes = sorted(data["n_train"].unique())
+        lines += [f"## {system}, {labeller} labels", "",
+                  f"{len(seeds)} seed(s) ({', '.join(str(s) for s in seeds)}), training-set sizes "
+                  f"{', '.join(str(n) for n in sizes)}, methods {', '.join(sorted(block['method'].unique()))}. "
+                  f"Intervals: 95 %, percentile bootstrap over whole seeds ({settings['n_bootstrap']} resamplings).", ""]
+        if len(seeds) < 2:
+            lines += ["**One seed: the intervals below are not uncertainties** (a resampling of one seed is that "
+                      "seed). Add seeds (`sweep.seeds`) before reading a difference between methods.", ""]
+        for target, rows in block.groupby("target", sort=False):
+            rows = rows.set_index("method")
+            base = rows.loc[baseline] if baseline in rows.index else None
+            parts = []
+            for method, row in rows.iterrows():
+                r = row.to_dict()
+                text = (f"{method} at {format_n(r['n_to_target'], r['censored'], r['n_max'])} "
+                        f"{format_interval(r['n_low'], r['n_high'], r['n_max'])}")
+                if base is not None and method != baseline and not math.isnan(r["ratio_vs_random"]):
+                    r["n_to_target_baseline"] = base["n_to_target"]
+                    text += (f" ({baseline} needs {format_ratio(r)}x as many, "
+                             f"{format_interval(r['ratio_low'], r['ratio_high'], _ratio_bound(r), 2)})")
+                parts.append(text)
+            lines += [f"- **{rows.iloc[0]['criterion']}**: " + "; ".join(parts) + " labels.", ""]
+        lines += _verdict_table(block, baseline), ""
+        pairs = comparisons[(comparisons["system"] == system) & (comparisons["labeller"] == labeller)] \
+            if len(comparisons) else comparisons
+        lines += [_paired_sentence(pairs, settings["alpha"], seeds_needed(settings["alpha"], max(len(comparisons), 1))),
+                  ""]
+    return "\n".join(lines)
+
+
+def _verdict_table(block, baseline: str) -> str:
+    targets = list(dict.fromkeys(block["target"]))
+    head = "| method | " + " | ".join(block[block["target"] == t]["criterion"].iloc[0] for t in targets) + \
+        " | labeller core-hours to stable MD |"
+    lines = [head, "|" + " --- |" * (len(targets) + 2)]
+    for method, rows in block.groupby("method", sort=True):
+        rows = rows.set_index("target")
+        cells = []
+        for t in targets:
+            r = rows.loc[t].to_dict()
+            cell = f"{format_n(r['n_to_target'], r['censored'], r['n_max'])} {format_interval(r['n_low'], r['n_high'], r['n_max'])}"
+            if method != baseline and not math.isnan(r["ratio_vs_random"]):
+                cell += f"; ratio {format_ratio(r)}"
+            cells.append(cell)
+        hours = rows.loc["stable_md"]["labeller_core_hours_to_target"] if "stable_md" in rows.index else math.nan
+        cells.append("n/a" if math.isnan(hours) else ("not reached" if np.isinf(hours) else f"{hours:.3g}"))
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _paired_sentence(pairs, alpha: float, needed: int) -> str:
+    if not len(pairs):
+        return "Paired tests: only one method, nothing to compare."
+    if (pairs["outcome"] == "too few seeds").all():
+        return (f"Paired tests (exact Wilcoxon signed-rank on the force L4 error, Holm-corrected over "
+                f"{len(pairs)} comparisons): with at most {int(pairs['n_pairs'].max())} shared seed(s) no paired "
+                f"claim is possible at alpha = {alpha:g}; it needs at least {needed} seeds.")
+    found = pairs[pairs["outcome"].str.endswith(" lower")]
+    text = (f"Paired tests (exact Wilcoxon signed-rank on the force L4 error, Holm-corrected over {len(pairs)} "
+            f"comparisons, alpha = {alpha:g}): ")
+    if not len(found):
+        return text + "no significant difference at any size."
+    return text + "; ".join(f"{r['outcome']} at n = {r['n_train']} (p = {r['p_holm']:.2g})"
+                            for r in found.to_dict("records")) + "."
