@@ -34,3 +34,15 @@ def test_overlapping_selections_plan_one_label_job_per_unique_new_frame(tiny_run
     assert union & already  # seed 0 selections start with the earlier run's picks
     assert plan["label"] == len(union - already)  # test frames and earlier labels are not planned again
     assert plan["train"] == 2 * 2 * 2
+
+
+def test_the_planned_cp2k_cost_needs_no_label_job(tmp_path):
+    """config/paper.yaml's campaign cost comes from the cutoff series alone: the plan for the estimate holds
+    the pool MD, the one-frame cutoff series and the estimate, and not a single label job."""
+    from conftest import REPO
+
+    override = tmp_path / "no_setup_check.yaml"  # CP2K need not be installed to plan
+    override.write_text(yaml.safe_dump({"labelling": {"check_setup": False}}))
+    out = snakemake(tmp_path, "-n", "results/NaCl/label_cost_estimate.json",
+                    configfiles=(REPO / "config" / "paper.yaml", override)).stdout
+    assert planned_jobs(out) == {"classical_md": 1, "cp2k_cutoff_convergence": 1, "label_cost_estimate": 1}
