@@ -12,6 +12,8 @@ from confselect.cost import label_cost, planned_label_cost
 
 
 def test_label_cost_sums_wall_time_times_threads_including_failed_attempts(tmp_path):
+    from ase.io import read
+
     paths = []
     for k, (seconds, threads, status) in enumerate([(36.0, 4, "ok"), (72.0, 2, "failed"), (18.0, None, "ok")]):
         atoms = Atoms("NaCl", positions=[[0, 0, 0], [2.8, 0, 0]], cell=[6, 6, 6], pbc=True)
@@ -20,7 +22,7 @@ def test_label_cost_sums_wall_time_times_threads_including_failed_attempts(tmp_p
             atoms.info["label_threads"] = threads
         paths.append(tmp_path / f"{k}.extxyz")
         write(paths[-1], atoms, format="extxyz")
-    cost = label_cost(paths)
+    cost = label_cost([read(path, format="extxyz") for path in paths])  # as the label files store them
     assert cost["label_wall_time_s"] == pytest.approx(126.0)
     assert cost["label_core_hours"] == pytest.approx((36 * 4 + 72 * 2 + 18 * 1) / 3600)
     assert cost["labels_threads_assumed"] == 1 and cost["labels_without_wall_time"] == 0
@@ -48,3 +50,10 @@ def test_cost_table_separates_cpu_core_hours_from_gpu_hours():
     assert table.loc["rnd", "mlmd_hours"] == pytest.approx(1.0) and table.loc["rnd", "n_seeds"] == 2
     assert math.isnan(table.loc["random", "train_core_hours"])
     assert table.loc["random", "train_gpu_hours"] == pytest.approx(0.5)
+
+
+def test_ml_md_hours_not_recorded_stay_unknown_not_zero():
+    summary = pd.DataFrame([{"system": "NaCl", "labeller": "x", "method": "rnd", "n_train": 8, "seed": 0,
+                             "label_core_hours": 1.0, "train_time_s": 60.0, "train_threads": 1,
+                             "md_wall_s": math.nan, "npt_wall_s": math.nan}])
+    assert math.isnan(cost_table(summary).iloc[0]["mlmd_hours"])

@@ -220,3 +220,14 @@ def test_a_step_shared_by_every_seed_gives_the_whole_bracket_not_a_point():
     r = row(table, "rnd", "stable_md")
     assert (r["n_low"], r["n_high"]) == (32.0, 64.0)
     assert r["ratio_low"] == pytest.approx(0.25) and r["ratio_high"] == pytest.approx(1.0)
+
+
+def test_a_method_that_never_reaches_a_target_the_baseline_reaches_gets_an_upper_bound():
+    summary = synthetic({"random": 4.0, "slow": 1.0}, range(5), np.random.default_rng(6), sizes=[4, 8, 16, 32])
+    table = labels_to_target(summary, TARGETS, n_bootstrap=200)
+    slow, base = row(table, "slow", "force_l4"), row(table, "random", "force_l4")
+    assert slow["ratio_vs_random"] == 0 and np.isfinite(base["n_to_target"])
+    assert slow["baseline_n_to_target"] == base["n_to_target"]
+    text = verdict_markdown(table, paired_comparisons(summary, alpha=0.05), summary, SETTINGS)
+    bound = f"< {base['n_to_target'] / 32:.2g}"
+    assert f"random needs {bound}x as many" in text and f"ratio {bound}" in text

@@ -103,7 +103,8 @@ def cost_table(summary):
     on_gpu = data["train_device"].astype(str).str.startswith("cuda")
     data["train_core_hours"] = np.where(on_gpu, np.nan, data["train_time_s"] * data["train_threads"].fillna(1) / 3600)
     data["train_gpu_hours"] = np.where(on_gpu, data["train_time_s"] / 3600, 0.0)
-    data["mlmd_hours"] = (data["md_wall_s"].fillna(0) + data["npt_wall_s"].fillna(0)) / 3600
+    # NaN where neither run recorded its wall time (results from before it was recorded), not 0
+    data["mlmd_hours"] = data[["md_wall_s", "npt_wall_s"]].sum(axis=1, min_count=1) / 3600
     columns = ["label_core_hours", "train_core_hours", "train_gpu_hours", "mlmd_hours"]
     table = data.groupby(["system", "labeller", "method", "n_train"], sort=True)[columns].mean().reset_index()
     table["n_seeds"] = data.groupby(["system", "labeller", "method", "n_train"], sort=True)["seed"].nunique().values

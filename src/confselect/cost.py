@@ -9,14 +9,13 @@ count as one thread and are counted in ``labels_threads_assumed``.
 from __future__ import annotations
 
 
-def label_cost(label_files) -> dict:
-    """Wall time (s) and core-hours of the labels in ``label_files`` (extxyz, one frame each)."""
-    from ase.io import read
-
+def label_cost(labels) -> dict:
+    """Wall time (s) and core-hours of ``labels``: label frames and failure records (ASE Atoms as the
+    label files hold them; training passes the frames it has already read)."""
     wall_s = core_s = 0.0
     missing = assumed = 0
-    for path in label_files:
-        info = read(path, format="extxyz").info
+    for atoms in labels:
+        info = atoms.info
         seconds = info.get("label_wall_time_s")
         if seconds is None:
             missing += 1

@@ -9,8 +9,8 @@ seeds (3-10), so every interval here is one that stays honest for small samples:
   does not collapse to [1, 1] when every seed passes;
 * a median over seeds gets the distribution-free order-statistic interval (the binomial ranks that cover the
   median with at least the stated confidence), widened to the sample's range when there are too few seeds;
-* paired comparisons use the exact Wilcoxon signed-rank test with Holm's step-down correction over all the
-  comparisons a report makes.  With k paired seeds the smallest two-sided p-value the exact test can give
+* paired comparisons use the Wilcoxon signed-rank test (exact without ties or zero differences, scipy's
+  normal approximation otherwise) with Holm's step-down correction over all the comparisons a report makes.  With k paired seeds the smallest two-sided p-value the exact test can give
   is 2 / 2^k (0.25 for 3 seeds, 0.0625 for 5): :func:`min_wilcoxon_p` says when a sweep cannot support a
   claim at all, and the report says so instead of printing "no difference".
 """
@@ -85,7 +85,8 @@ def min_wilcoxon_p(n_pairs: int) -> float:
 
 
 def paired_test(a, b) -> dict:
-    """Exact two-sided Wilcoxon signed-rank test of ``a - b`` over paired seeds (NaN pairs dropped).
+    """Two-sided Wilcoxon signed-rank test of ``a - b`` over paired seeds (NaN pairs dropped), exact where
+    the differences have no ties or zeros.
 
     Returns ``{"n_pairs", "median_difference", "p", "min_p"}``; ``p`` is 1 when every difference is zero."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)

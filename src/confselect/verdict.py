@@ -192,6 +192,7 @@ def labels_to_target(summary, targets: dict, baseline: str = "random", n_bootstr
                     "n_to_target": point, "n_low": low, "n_high": high, "censored": censored,
                     "ratio_vs_random": ratio, "ratio_low": ratio_low, "ratio_high": ratio_high,
                     "baseline": baseline if base is not None else "",
+                    "baseline_n_to_target": base[0] if base is not None else math.nan,
                     "n_seeds": int(group["seed"].nunique()), "n_sizes": int(group["n_train"].nunique()),
                     "n_max": int(group["n_train"].max()), "n_min": int(group["n_train"].min()),
                     "labeller_core_hours_per_label": per_label,

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from .intervals import CONFIDENCE
+
 
 def format_n(value: float, censored: str, n_max: int) -> str:
     """A label count for the text: "> n_max" when not reached, "<= n" when met at the smallest size."""
@@ -17,7 +19,7 @@ def format_n(value: float, censored: str, n_max: int) -> str:
 
 def format_interval(low: float, high: float, bound: float, digits: int = 3) -> str:
     """``[low, high]`` with an infinite end written as beyond ``bound`` (the largest value the sweep can show)."""
-    if not (np.isfinite(low) or np.isinf(low)) or math.isnan(high):
+    if math.isnan(low) or math.isnan(high):
         return "[n/a]"
 
     def end(x):
@@ -32,8 +34,8 @@ def format_ratio(row: dict) -> str:
         return "n/a"
     if np.isinf(ratio):
         return f"> {_ratio_bound(row):.2g}"
-    if ratio == 0:
-        return f"< {row['n_to_target_baseline'] / row['n_max']:.2g}" if row.get("n_to_target_baseline") else "0"
+    if ratio == 0:  # the method never reaches the target within the sweep, the baseline does
+        return f"< {row['baseline_n_to_target'] / row['n_max']:.2g}"
     return f"{ratio:.2g}"
 
 
@@ -58,7 +60,8 @@ def verdict_markdown(table, comparisons, summary, settings: dict) -> str:
         lines += [f"## {system}, {labeller} labels", "",
                   f"{len(seeds)} seed(s) ({', '.join(str(s) for s in seeds)}), training-set sizes "
                   f"{', '.join(str(n) for n in sizes)}, methods {', '.join(sorted(block['method'].unique()))}. "
-                  f"Intervals: 95 %, percentile bootstrap over whole seeds ({settings['n_bootstrap']} resamplings).", ""]
+                  f"Intervals: {100 * CONFIDENCE:g} %, percentile bootstrap over whole seeds ({settings['n_bootstrap']} "
+                  "resamplings).", ""]
         if len(seeds) < 2:
             lines += ["**One seed: the intervals below are not uncertainties** (a resampling of one seed is that "
                       "seed). Add seeds (`sweep.seeds`) before reading a difference between methods.", ""]
@@ -71,7 +74,6 @@ def verdict_markdown(table, comparisons, summary, settings: dict) -> str:
                 text = (f"{method} at {format_n(r['n_to_target'], r['censored'], r['n_max'])} "
                         f"{format_interval(r['n_low'], r['n_high'], r['n_max'])}")
                 if base is not None and method != baseline and not math.isnan(r["ratio_vs_random"]):
-                    r["n_to_target_baseline"] = base["n_to_target"]
                     text += (f" ({baseline} needs {format_ratio(r)}x as many, "
                              f"{format_interval(r['ratio_low'], r['ratio_high'], _ratio_bound(r), 2)})")
                 parts.append(text)

@@ -2,9 +2,9 @@
 entropy and diversity of each prefix's atomic environments."""
 import numpy as np
 
+from confselect.dataset_entropy import quests_metrics
 from confselect.jobs import log_to, read_json, write_json
 from confselect.pool import read_frames
-from confselect.dataset_entropy import quests_metrics
 from confselect.selection.coverage import coverage
 
 log_to(snakemake)

@@ -1,6 +1,8 @@
 """Train one SchNet model on the labelled training set (failed labels skipped and counted)."""
 from pathlib import Path
 
+from ase.io import read
+
 from confselect.cost import label_cost
 from confselect.jobs import log_to, write_json
 from confselect.training import SchNetTrainer, labelled_frames
@@ -19,6 +21,7 @@ write_json(
         "n_label_failures": len(failed),
         "failed_labels": failed,
         **trainer.record,
-        **label_cost(snakemake.input.labels),
+        # the training frames are already read; only the (rare) failure records are read here
+        **label_cost([*frames, *(read(path, format="extxyz") for path in failed)]),
     },
 )
