@@ -306,7 +306,8 @@ def test_broken_models_stop_the_run_with_a_reason(model, melt, backend):
     huge = copy.deepcopy(model)
     with torch.no_grad():
         huge.output_modules[0].outnet[-1].weight *= 1e4
-    result = run_md(melt.copy(), SchNetCalculator(huge, backend=backend), "nvt", steps=50, temperature_K=1200.0)
+    result = run_md(melt.copy(), SchNetCalculator(huge, backend=backend), "nvt", steps=50, temperature_K=1200.0,
+                    max_force_eV_A=10.0)
     assert result.stop_reason == STOP_FORCE and result.steps == 0
     assert result.series["max_force_eV_A"][-1] > 10.0 and len(result.frames) == 1
 

@@ -200,7 +200,8 @@ def _lammps_from_atoms(system: dict, atoms, timestep_fs: float, sample_interval:
             # Reducing pe/atom in thermo makes LAMMPS tally per-atom energies on every thermo step, and the
             # last step of each chunk is one, so the values read after a chunk are current.
             "compute sumpe all reduce sum c_peatom",
-            "thermo_style custom step temp pe vol press c_sumpe",
+            # econserve = etotal + ecouple: the conserved quantity of fix nvt/npt (eV), for the drift criterion.
+            "thermo_style custom step temp pe vol press c_sumpe econserve",
         ]
     )
     numbers_of_type = np.array([0] + [atomic_numbers[s] for s in symbols])
@@ -228,7 +229,9 @@ def run_classical_md(system: dict, protocol: dict, seed: int, on_frame, progress
     ``protocol`` keys (units in the names): n_ion_pairs, initial_density_g_cm3, min_distance_A, timestep_fs,
     premelt_K, premelt_fs, T_start_K, T_end_K, ramp_fs, pressure_bar, thermostat_damping_fs,
     barostat_damping_fs, frame_interval_fs.  Each frame carries positions, cell, energy (eV), forces (eV/A),
-    per-atom energies (eV) and info ``step``, ``time_fs``, ``temperature_K``, ``volume_A3``, ``pressure_bar``.
+    per-atom energies (eV) and info ``step``, ``time_fs``, ``temperature_K``, ``volume_A3``, ``pressure_bar``,
+    ``conserved_eV`` (LAMMPS econserve: total energy plus the thermostat and barostat energy, eV); its
+    ``temperature_K`` counts 3N - 3 degrees of freedom.
     """
     start = random_ionic_liquid(
         system, protocol["n_ion_pairs"], protocol["initial_density_g_cm3"], seed, protocol["min_distance_A"]
@@ -308,5 +311,6 @@ def _snapshot(lmp, numbers_of_type, SinglePointCalculator):
         temperature_K=float(lmp.get_thermo("temp")),
         volume_A3=float(lmp.get_thermo("vol")),
         pressure_bar=float(lmp.get_thermo("press")),
+        conserved_eV=float(lmp.get_thermo("econserve")),
     )
     return atoms

@@ -36,7 +36,15 @@ One system per process at a time: ASE's integrators move one ``Atoms``, so the G
 model's NVT and NPT runs one after another in one process with one loaded calculator.
 
 Units are ASE's: positions A, energies eV, forces eV/A, time fs (ASE time internally), temperature K,
-pressure bar, masses amu.  The temperature counts 3N degrees of freedom, as ASE's thermostats do.
+pressure bar, masses amu.
+
+Degrees of freedom.  Velocities are drawn with zero total momentum, and no integrator here changes it, so a
+system of N atoms has 3N - 3 kinetic degrees of freedom.  LAMMPS counts them so (its ``temp`` compute and
+``fix nvt`` use 3N - 3); ASE's Nose-Hoover chain thermostats 3N and ``Atoms.get_temperature`` divides by 3N.
+Left so, an ASE run is hotter than its target by N / (N - 1) (21 K at 1300 K for 64 ions) and reports a
+temperature that reads low by the same factor.  :func:`make_integrator` therefore gives ASE's thermostat the
+3N - 3 degrees of freedom, and every temperature here is :func:`kinetic_temperature`, 2 K / ((3N - 3) kB),
+so the ML engine and the teacher are thermostatted and measured alike.
 """
 
 from __future__ import annotations
@@ -56,10 +64,6 @@ STOP_NONFINITE = "non-finite values"
 STOP_FORCE = "force above threshold"
 STOP_DISTANCE = "atoms too close"
 STOP_CALLBACK = "stopped by callback"
-
-#: Default thresholds, as :class:`confselect.observables.StabilityThresholds`.
-DEFAULT_MAX_FORCE_EV_A = 10.0
-DEFAULT_MIN_DISTANCE_A = 1.5
 
 SERIES_KEYS = (
     "step",
@@ -81,8 +85,8 @@ class MDResult:
 
     frames              sampled ``ase.Atoms`` (unwrapped positions A, cell A, momenta, a single-point
                         calculator with energy eV / forces eV/A / stress eV/A^3, info ``time_fs``, ``step``)
-    series              per-sample arrays, keys :data:`SERIES_KEYS`: step, time_fs, temperature_K (2K/(3N kB),
-                        as ASE), potential_eV, kinetic_eV, conserved_eV (the integrator's conserved quantity),
+    series              per-sample arrays, keys :data:`SERIES_KEYS`: step, time_fs, temperature_K
+                        (:func:`kinetic_temperature`, 3N - 3 degrees of freedom), potential_eV, kinetic_eV, conserved_eV (the integrator's conserved quantity),
                         max_force_eV_A, min_distance_A, volume_A3, pressure_bar (virial + kinetic; NaN if the
                         calculator gives no stress)
     stop_reason         "" if all steps ran, else why the run ended early (it never raises for that)
@@ -115,6 +119,29 @@ class StopRun(Exception):
         self.reason = reason
 
 
+def kinetic_temperature(atoms) -> float:
+    """Instantaneous temperature, K, of atoms with zero total momentum: 2 E_kin / ((3N - 3) kB)."""
+    dof = 3 * len(atoms) - 3
+    return 2.0 * atoms.get_kinetic_energy() / (max(dof, 1) * units.kB)
+
+
+def _fix_thermostat_dof(dyn, temperature_K, thermostat_damping_fs, chain_length, chain_loops) -> None:
+    """Give the Nose-Hoover chain of ASE's ``dyn`` 3N - 3 degrees of freedom instead of 3N.
+
+    ASE's ``NoseHooverChainThermostat`` counts ``3 * num_atoms_global`` degrees of freedom (its target
+    kinetic energy, the first chain mass and the thermostat energy); built for N - 1 atoms it counts 3N - 3
+    and is otherwise the same (the masses are the atoms' own).  A new thermostat starts from rest, as
+    ``dyn``'s own has not yet run.
+    """
+    from ase.md.nose_hoover_chain import NoseHooverChainThermostat
+
+    dyn._thermostat = NoseHooverChainThermostat(
+        num_atoms_global=dyn.atoms.get_global_number_of_atoms() - 1, masses=dyn.masses,
+        temperature_K=temperature_K, tdamp=thermostat_damping_fs * units.fs, tchain=chain_length,
+        tloop=chain_loops,
+    )
+
+
 def minimum_distance(atoms, search_A: float = 4.0) -> float:
     """Smallest interatomic distance (A) under periodic boundaries (ASE's neighbour list, ``search_A`` A
     search; ``search_A`` if no pair is closer)."""
@@ -132,9 +159,9 @@ def _min_distance(atoms) -> float:
 
 class StabilityCheck:
     """Observer: raise :class:`StopRun` at the first step with non-finite energy, forces or momenta, a force
-    above ``max_force_eV_A`` or a pair closer than ``min_distance_A``."""
+    above ``max_force_eV_A`` or a pair closer than ``min_distance_A`` (None or 0: that limit unchecked)."""
 
-    def __init__(self, atoms, max_force_eV_A: float, min_distance_A: float):
+    def __init__(self, atoms, max_force_eV_A: float | None, min_distance_A: float | None):
         self.atoms, self.max_force_eV_A, self.min_distance_A = atoms, max_force_eV_A, min_distance_A
 
     def __call__(self) -> None:
@@ -142,9 +169,9 @@ class StabilityCheck:
         max_force = float(np.linalg.norm(self.atoms.get_forces(), axis=1).max())
         if not (math.isfinite(energy) and math.isfinite(max_force) and np.isfinite(self.atoms.get_momenta()).all()):
             raise StopRun(STOP_NONFINITE)
-        if max_force > self.max_force_eV_A:
+        if self.max_force_eV_A and max_force > self.max_force_eV_A:
             raise StopRun(STOP_FORCE)
-        if self.min_distance_A > 0 and _min_distance(self.atoms) < self.min_distance_A:
+        if self.min_distance_A and _min_distance(self.atoms) < self.min_distance_A:
             raise StopRun(STOP_DISTANCE)
 
 
@@ -180,7 +207,7 @@ class Sampler:
         values = {
             "step": step,
             "time_fs": step * self.timestep_fs,
-            "temperature_K": atoms.get_temperature(),
+            "temperature_K": kinetic_temperature(atoms),
             "potential_eV": potential,
             "kinetic_eV": kinetic,
             "conserved_eV": self.conserved(),
@@ -227,6 +254,7 @@ def make_integrator(atoms, ensemble: str, timestep_fs: float, temperature_K: flo
     else:
         dyn = IsotropicMTKNPT(atoms, timestep=dt, pressure_au=pressure_bar * units.bar,
                               pdamp=barostat_damping_fs * units.fs, pchain=chain_length, ploop=chain_loops, **chain)
+    _fix_thermostat_dof(dyn, temperature_K, thermostat_damping_fs, chain_length, chain_loops)
     return dyn, dyn.get_conserved_energy
 
 
@@ -243,8 +271,8 @@ def run_md(
     sample_every: int = 10,
     callback: Callable | None = None,
     seed: int | None = None,
-    max_force_eV_A: float = DEFAULT_MAX_FORCE_EV_A,
-    min_distance_A: float = DEFAULT_MIN_DISTANCE_A,
+    max_force_eV_A: float | None = None,
+    min_distance_A: float | None = None,
     chain_length: int = 3,
     chain_loops: int = 1,
     progress_label: str | None = None,
@@ -265,7 +293,8 @@ def run_md(
     max_force_eV_A, min_distance_A
                            checked at every step: the run stops (without raising) at the first step with
                            non-finite values, a force above the first, or a pair closer than the second
-                           (0 switches the distance check off); that step is sampled
+                           (None or 0: not checked; the workflow passes ``validation.stability``'s); that
+                           step is sampled
     chain_length, chain_loops
                            Nose-Hoover chain length and sub-step loops (thermostat and barostat)
 
@@ -297,7 +326,7 @@ def run_md(
         from .progress import Progress
 
         progress = Progress(progress_label, steps)
-        dyn.attach(lambda: progress(dyn.nsteps, note=f"T = {atoms.get_temperature():.0f} K"), interval=1)
+        dyn.attach(lambda: progress(dyn.nsteps, note=f"T = {kinetic_temperature(atoms):.0f} K"), interval=1)
 
     atoms.get_forces()  # the first evaluation (and the calculator's set-up) is not part of the timing
     neighbours = getattr(atoms.calc, "neighbours", None)
