@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from confselect.config import (
     ConfigError,
     check_config,
+    full_arm_size,
     labeller_id,
     labeller_settings,
     n_frames,
@@ -21,6 +22,7 @@ from confselect.config import (
     validate_config,
 )
 from confselect.selection import METHODS
+from confselect.state_point import state_point_temperatures, stress_temperature
 
 try:
     validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
@@ -65,6 +67,21 @@ def system_definition(wildcards):
     return {"charges_e": system["charges_e"], "potential": system["potential"]}
 
 
+def experiment_entry(system):
+    """The system's entry of the shipped experimental data (None if it has none)."""
+    from confselect.experiment import experiment_for
+
+    return experiment_for(system, config["systems"][system])
+
+
+def experiment_transport(system):
+    """Experimental transport of the system at the NVT temperature (:func:`confselect.experiment.transport_at`)."""
+    from confselect.experiment import transport_at
+
+    entry = experiment_entry(system)
+    return transport_at(entry, config["validation"]["md"]["temperature_K"]) if entry else {}
+
+
 def pool_or_test_frames(wildcards):
     """Input of a label job; refuses labels requested under another labeller's directory."""
     expected = labeller_id(config, wildcards.system)
@@ -94,11 +111,23 @@ def test_labels(wildcards):
     return [label_path(wildcards.system, "test", i) for i in range(n_frames(config, "test"))]
 
 
+FULL_N = full_arm_size(config)
+
+
 def model_dirs():
-    return [
+    """Every model of the sweep: each method at each size and seed, and the upper-bound arm if enabled."""
+    dirs = [
         f"results/{system}/models/{method}/n{n}/seed{seed}"
         for system in SWEEP["systems"]
         for method in SWEEP["methods"]
         for n in SWEEP["n_train"]
         for seed in SWEEP["seeds"]
     ]
+    if FULL_N is not None:
+        dirs += [f"results/{system}/models/full/n{FULL_N}/seed{seed}" for system in SWEEP["systems"] for seed in SWEEP["seeds"]]
+    return dirs
+
+
+def selection_length(wildcards):
+    """How many frames a selection orders: the full arm's size for it, else sweep.n_select."""
+    return FULL_N if wildcards.method == "full" and FULL_N is not None else n_select(config)

@@ -15,6 +15,7 @@ rule summary:
     params:
         labellers={system: labeller_id(config, system) for system in SWEEP["systems"]},
         systems=SWEEP["systems"],
+        experiments={s: experiment_entry(s) for s in SWEEP["systems"]},
     output:
         report("results/report/summary.csv", category="Summary", caption="../workflow/report/summary.rst"),
     log:
@@ -53,6 +54,7 @@ rule observables_report:
     params:
         model_dirs=model_dirs(),
         systems=SWEEP["systems"],
+        experiments={s: experiment_transport(s) for s in SWEEP["systems"]},
     log:
         "logs/report/observables_report.log",
     conda:
@@ -72,6 +74,7 @@ rule density_report:
     params:
         model_dirs=model_dirs(),
         systems=SWEEP["systems"],
+        experiments={s: experiment_entry(s) for s in SWEEP["systems"]},
     log:
         "logs/report/density_report.log",
     conda:

@@ -16,17 +16,17 @@ rule test_errors:
 
 
 rule reference_md:
-    """The teacher's NVT run at the validation temperature: reference observables."""
+    """The teacher's NVT run at the validation state point, under the models' protocol: reference observables."""
     input:
-        "results/{system}/test/frames.extxyz",
+        state_points="results/{system}/reference/state_points.extxyz",
     output:
         "results/{system}/reference/nvt.json",
     params:
         system=system_definition,
         md=config["validation"]["md"],
-        reference=config["validation"]["reference"],
+        transport=config["validation"]["transport"],
+        stability=config["validation"]["stability"],
         rdf=config["validation"]["rdf"],
-        supercell=config["validation"]["supercell"],
     log:
         "logs/{system}/reference_md.log",
     conda:
@@ -36,24 +36,28 @@ rule reference_md:
 
 
 rule ml_md:
-    """ML-MD with a trained model, one process and one loaded calculator: the NVT run (stability verdict, time
-    survived, RDFs and transport against the reference) and the NPT runs at each validation temperature
-    (stability and density)."""
+    """ML-MD with a trained model, one process and one loaded calculator, every run at the reference's state
+    point: the NVT run (stability verdict, time survived, RDFs and transport against the reference), the
+    stress run at the pool's highest temperature, and the NPT runs at each validation temperature (stability
+    and density)."""
     input:
         model="results/{system}/models/{method}/n{n}/seed{seed}/model.pt",
-        frames="results/{system}/test/frames.extxyz",
+        state_points="results/{system}/reference/state_points.extxyz",
         reference="results/{system}/reference/nvt.json",
     output:
         md="results/{system}/models/{method}/n{n}/seed{seed}/md.json",
         npt="results/{system}/models/{method}/n{n}/seed{seed}/npt.json",
     params:
         md=config["validation"]["md"],
+        stress=config["validation"]["stress"],
+        stress_temperature_K=stress_temperature(config["validation"], config["pool"]["T_end_K"]),
+        transport=config["validation"]["transport"],
         density=config["validation"]["density"],
         stability=config["validation"]["stability"],
         rdf=config["validation"]["rdf"],
         cutoff_A=config["training"]["cutoff_A"],
+        repulsion=config["training"]["repulsion"],
         charges_e=lambda w: config["systems"][w.system]["charges_e"],
-        supercell=config["validation"]["supercell"],
         device=config["validation"]["device"],
     log:
         "logs/{system}/ml_md_{method}_n{n}_seed{seed}.log",
@@ -64,15 +68,20 @@ rule ml_md:
 
 
 rule reference_npt:
-    """The teacher's NPT runs at each validation temperature: reference densities (000 Fig. 3)."""
+    """The teacher's NPT runs at every validation temperature: reference densities (000 Fig. 3) and the
+    state point (density and start frame) of every NVT run."""
     input:
         "results/{system}/test/frames.extxyz",
     output:
-        "results/{system}/reference/npt.json",
+        npt="results/{system}/reference/npt.json",
+        state_points="results/{system}/reference/state_points.extxyz",
     params:
         system=system_definition,
         md={"start_frame": config["validation"]["md"]["start_frame"]},
         density=config["validation"]["density"],
+        temperatures_K=state_point_temperatures(config["validation"], config["pool"]["T_end_K"]),
+        state_point=config["validation"]["state_point"],
+        experiment=lambda w: experiment_entry(w.system),
         supercell=config["validation"]["supercell"],
     log:
         "logs/{system}/reference_npt.log",

@@ -7,10 +7,11 @@ import pytest
 import yaml
 
 from conftest import REPO, TINY, snakemake
-from confselect.config import ConfigError, check_config, labeller_id
+from confselect.config import SCHEMA, ConfigError, check_config, labeller_id, validate_config
 from confselect.selection import METHODS
 
 DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+validate_config(DEFAULT, SCHEMA)  # the schema's defaults filled in, as the Snakefile does
 
 
 def merged(**changes):
@@ -39,8 +40,25 @@ def merged(**changes):
         ({"selection": {"qbc": {"n_committee": 1}}}, "selection.qbc: qbc: n_committee must be an integer >= 2"),
         ({"validation.density.equilibration_fs": DEFAULT["validation"]["density"]["duration_fs"]},
          f"validation.density.duration_fs = {DEFAULT['validation']['density']['duration_fs']:g} fs leaves 0 samples"),
-        ({"sweep.n_select": 16}, "sweep.n_select = 16 is below the largest sweep.n_train (32)"),
+        ({"sweep.n_select": 16}, f"sweep.n_select = 16 is below the largest sweep.n_train ({max(DEFAULT['sweep']['n_train'])})"),
         ({"sweep.n_select": 100000}, "sweep.n_select = 100000 exceeds the pool"),
+        ({"validation.reference": {"duration_fs": 1000.0}},
+         "validation.reference.duration_fs = 1000.0 differs from validation.md.duration_fs = 20000.0"),
+        ({"validation.reference": {"fit_window_ps": [0.2, 0.6]}},
+         "validation.reference.fit_window_ps = [0.2, 0.6] differs from validation.transport.fit_window_ps = [0.5, 1.5]"),
+        ({"validation.reference": {"equilibration_fs": 0.0}},
+         "validation.reference.equilibration_fs = 0.0 differs from validation.md.equilibration_fs = 2000.0"),
+        ({"validation.density.reference_duration_fs": 20000.0},
+         "validation.density.reference_duration_fs = 20000.0 differs from validation.density.duration_fs = 8000.0"),
+        ({"validation.transport": {"fit_window_ps": [0.5, 2.5], "n_blocks": 5}},
+         "validation.transport.fit_window_ps = [0.5, 2.5] ps must increase and end within 0.5 of a block"),
+        ({"validation.state_point": {"density_source": "configured", "densities_g_cm3": {"NaCl": {"1300": 1.5}},
+                                     "source": "S"}},
+         "validation.state_point.densities_g_cm3.NaCl: no density for ['1100', '1500', '1700'] K"),
+        ({"validation.state_point": {"density_source": "configured", "densities_g_cm3": {}, "source": ""}},
+         "validation.state_point.source"),
+        ({"systems.NaCl.experiment": "molten_NaCl"}, "systems.NaCl.experiment: no entry 'molten_NaCl'"),
+        ({"sweep.full": {"enabled": True, "n_train": 600}}, "sweep.full.n_train = 600 exceeds the pool of 500 frames"),
     ],
 )
 def test_check_config_names_the_key(changes, key):
@@ -67,6 +85,10 @@ def test_labeller_id_follows_settings():
         ({"sweep": {"n_train": [4, 5000]}}, "sweep.n_train[1] = 5000 exceeds the pool"),
         ({"sweep": {"n_train": [-4]}}, "config key sweep.n_train[0]: -4 is less than the minimum of 1"),
         ({"systems": {"LiF": {"charges_e": {"Li": 1.0, "F": -1.0}}}}, "config key systems.LiF: 'potential' is a required"),
+        ({"validation": {"reference": {"duration_fs": 1000.0}}},
+         "validation.reference.duration_fs = 1000.0 differs from validation.md.duration_fs = 300.0"),
+        ({"validation": {"stability": {"max_energy_drift_eV_atom_ps": 0.05}}},
+         "config key validation.stability: Additional properties are not allowed"),
     ],
 )
 def test_workflow_refuses_bad_config_before_any_job(tmp_path, override, needle):
@@ -101,4 +123,5 @@ def test_shipped_configs_pass_schema_and_checks(path):
     validate_config(config, REPO / "config" / "schema.yaml")
     check_config(config, METHODS)
     if path == "all_methods.yaml":
-        assert sorted(config["sweep"]["methods"]) == sorted(METHODS)
+        # every selector; the upper-bound arm is sweep.full, not a selection method to compare
+        assert sorted(config["sweep"]["methods"]) == sorted(set(METHODS) - {"full"})

@@ -1,5 +1,5 @@
-"""Validation runs: the start structure, the NVT run, the NPT density scans of models and reference, density
-errors.
+"""Validation runs: the start structure, the NVT run judged and measured under one protocol for model and
+reference, the NPT density scans, density errors.
 
 The scans are driven by a stand-in for ``run_md`` that replays prescribed trajectories (volume,
 temperature, conserved energy), so each verdict and average has a known right answer; the calculator and
@@ -13,27 +13,33 @@ import pytest
 from ase.build import bulk
 
 from confselect.dynamics import SERIES_KEYS, MDResult
-from confselect.observables import AMU_PER_A3_IN_G_PER_CM3, StabilityThresholds
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from confselect.config import SCHEMA, section_defaults
+from confselect.observables import AMU_PER_A3_IN_G_PER_CM3
+from confselect.stability import StabilityThresholds
 from confselect.validation import (
     density_errors,
     equilibrated,
-    liquid_observables,
+    judge_nvt,
     ml_density_scan,
     ml_nvt_validation,
-    reference_density_scan,
+    ml_stress_run,
+    series_from_frames,
     validation_start,
 )
 
 SETTINGS = {
-    "timestep_fs": 2.0, "duration_fs": 2000.0, "equilibration_fs": 1000.0, "sample_interval_fs": 20.0,
-    "thermostat_damping_fs": 100.0, "barostat_damping_fs": 1000.0, "pressure_bar": 1.0, "max_volume_change": 0.5,
+    "temperatures_K": [1100.0, 1300.0, 1500.0], "timestep_fs": 2.0, "duration_fs": 2000.0, "equilibration_fs": 1000.0,
+    "sample_interval_fs": 20.0, "thermostat_damping_fs": 100.0, "barostat_damping_fs": 1000.0, "pressure_bar": 1.0,
 }  # fmt: skip
-LIMITS = StabilityThresholds(max_force_eV_A=25.0, min_distance_A=1.6, max_temperature_deviation_K=1000.0,
-                             max_energy_drift_eV_atom_ps=0.05)
+LIMITS = StabilityThresholds.from_config(section_defaults(SCHEMA, "validation", "stability"))
 
 
 def crystal():
-    return bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+    atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+    atoms.info.update(temperature_K=1300.0, density_source="test")
+    return atoms
 
 
 def rho_of(atoms, volume):
@@ -83,57 +89,43 @@ def test_equilibrated_keeps_frames_from_the_cut_on():
     assert [f.info["time_fs"] for f in equilibrated(frames, 1000.0)] == [1000.0, 1500.0, 2000.0]
 
 
-def test_ml_density_scan_averages_after_equilibration_and_judges_every_temperature():
+def test_ml_density_scan_starts_each_temperature_at_its_state_point_and_judges_it():
     atoms = crystal()
     v0 = atoms.get_volume()
+    starts = {}
+    for key, scale in (("1100", 1.0), ("1300", 1.1), ("1500", 1.2)):
+        start = atoms.copy()
+        start.set_cell(atoms.cell * scale ** (1 / 3), scale_atoms=True)
+        starts[key] = start
     volumes = {
         1100.0: lambda t: np.where(t < 1000.0, v0, 1.1 * v0),  # expands, then holds: density of 1.1 v0
-        1300.0: lambda t: v0 * (1.0 + t / 1000.0),  # swells without bound: fails at +50 %
-        1500.0: lambda t: np.full_like(t, 1.05 * v0),  # steady, but the run is stopped early
+        1300.0: lambda t: 1.1 * v0 * (1.0 + t / 900.0),  # swells without bound: fails beyond +30 %
+        1500.0: lambda t: np.full_like(t, 1.2 * v0),  # steady, but the run is stopped early
     }
     replay = ReplayMD(atoms, volumes, stop={1500.0: 300})
     calculator = object()
-    scan = ml_density_scan(calculator, atoms, [1100, 1300, 1500], SETTINGS, LIMITS, seed=7, progress=False,
-                           simulate=replay)
+    scan = ml_density_scan(calculator, starts, SETTINGS, LIMITS, seed=7, progress=False, simulate=replay)
 
     assert list(scan) == ["1100", "1300", "1500"]
     assert [c[0] for c in replay.calls] == ["npt"] * 3 and [c[1] for c in replay.calls] == [1000] * 3
     assert [c[3] for c in replay.calls] == [7, 8, 9]  # fresh velocities per temperature
     assert all(c[5] is calculator for c in replay.calls)  # one calculator (one loaded model) for every run
-    assert replay.states == [pytest.approx(v0)] * 3  # every temperature starts from the same structure
+    assert replay.states == [pytest.approx(v0), pytest.approx(1.1 * v0), pytest.approx(1.2 * v0)]
 
     good = scan["1100"]
     assert good["stable"] and good["reason"] == ""
     assert good["density_g_cm3"] == pytest.approx(rho_of(atoms, 1.1 * v0))
     assert good["n_frames"] == 51  # t = 1000 ... 2000 fs every 20 fs
     assert good["time_survived_fs"] == 2000.0 and good["mean_pressure_bar"] == 5.0
+    assert good["start_density_g_cm3"] == pytest.approx(rho_of(atoms, v0))
 
     swelling = scan["1300"]
     assert not swelling["stable"] and "density_g_cm3" not in swelling
-    assert "volume changed by 52 %" in swelling["reason"] and "t = 520 fs" in swelling["reason"]
-    assert swelling["time_survived_fs"] == 500.0
+    assert "volume changed by 31 %" in swelling["reason"] and "t = 280 fs" in swelling["reason"]
+    assert swelling["time_survived_fs"] == 260.0
 
     stopped = scan["1500"]
     assert not stopped["stable"] and "density_g_cm3" not in stopped
-
-
-def test_reference_density_scan_uses_equilibrated_frames_only():
-    atoms = crystal()
-    v0 = atoms.get_volume()
-
-    def run_npt(temperature_K):
-        frames = []
-        for t, scale in ((0.0, 1.0), (500.0, 1.0), (1000.0, 1.2), (1500.0, 1.2)):
-            frame = atoms.copy()
-            frame.set_cell(atoms.cell * (scale * temperature_K / 1000.0) ** (1 / 3), scale_atoms=True)
-            frame.info["time_fs"] = t
-            frames.append(frame)
-        return frames
-
-    scan = reference_density_scan(run_npt, [1000.0, 1500.0], {"equilibration_fs": 1000.0})
-    assert scan["1000"]["density_g_cm3"] == pytest.approx(rho_of(atoms, 1.2 * v0))
-    assert scan["1500"]["density_g_cm3"] == pytest.approx(rho_of(atoms, 1.8 * v0))
-    assert scan["1500"]["n_frames"] == 2 and scan["1500"]["temperature_K"] == 1500.0
 
 
 def test_density_errors_skip_failed_runs_and_json_nulls():
@@ -143,9 +135,9 @@ def test_density_errors_skip_failed_runs_and_json_nulls():
         "1300": {"stable": False, "reason": "atoms too close"},
     }
     errors = density_errors(model, reference)
-    assert errors["density_1100K_rel_error"] == pytest.approx(0.04)
+    assert errors["density_1100K_rel_error_vs_teacher"] == pytest.approx(0.04)
     assert math.isnan(errors["density_1100K_g_cm3_sem"])
-    assert math.isnan(errors["density_1300K_g_cm3"]) and math.isnan(errors["density_1300K_rel_error"])
+    assert math.isnan(errors["density_1300K_g_cm3"]) and math.isnan(errors["density_1300K_rel_error_vs_teacher"])
 
 
 class RandomWalkMD(ReplayMD):
@@ -158,36 +150,84 @@ class RandomWalkMD(ReplayMD):
         displacement = np.zeros((len(self.atoms), 3))
         for frame in result.frames:
             frame.positions += displacement
-            displacement += rng.normal(0.0, 0.05, displacement.shape)
+            displacement += rng.normal(0.0, 0.03, displacement.shape)
         return result
 
 
-NVT = {"temperature_K": 1300.0, "timestep_fs": 2.0, "duration_fs": 2000.0, "thermostat_damping_fs": 100.0,
-       "sample_interval_fs": 20.0}
+NVT = {"temperature_K": 1300.0, "timestep_fs": 2.0, "equilibration_fs": 400.0, "duration_fs": 2000.0,
+       "thermostat_damping_fs": 100.0, "sample_interval_fs": 20.0}
+TRANSPORT = {"fit_window_ps": [0.04, 0.16], "n_blocks": 5}
 RDF = {"rmax_A": 5.0, "nbins": 50}
 CHARGES = {"Na": 1.0, "Cl": -1.0}
 
 
-def test_nvt_run_through_gives_transport_equal_to_a_reference_on_the_same_trajectory():
+def as_teacher_frames(frames):
+    """The replayed frames as the LAMMPS teacher writes them: info temperature and conserved energy, forces."""
+    out = []
+    for frame in frames:
+        f = frame.copy()
+        f.info.update(temperature_K=1300.0, conserved_eV=-100.0)
+        f.calc = SinglePointCalculator(f, energy=-100.0, forces=np.full((len(f), 3), 0.5))
+        out.append(f)
+    return out
+
+
+def test_model_and_reference_paths_give_identical_transport_from_identical_trajectories():
+    """The teacher's frames go through judge_nvt as the reference does; the same trajectory replayed as a
+    model's run goes through ml_nvt_validation: D, sigma and g(r) agree exactly, with the same window."""
     atoms = crystal().repeat(2)
     replay = RandomWalkMD(atoms, {1300.0: lambda t: np.full_like(t, atoms.get_volume())})
-    frames = replay(atoms, None, "nvt", 1000, 2.0, 1300.0, 10, 0).frames
-    reference = liquid_observables(frames, 20.0, CHARGES, 1300.0, RDF["rmax_A"], RDF["nbins"])
-    result = ml_nvt_validation("calc", atoms, NVT, LIMITS, RDF, CHARGES, reference, seed=3, simulate=replay)
-    assert replay.calls[-1][:4] == ("nvt", 1000, 1300.0, 3) and replay.calls[-1][5] == "calc"
-    assert result["stable"] and result["reason"] == "" and result["time_survived_fs"] == 2000.0
+    teacher = as_teacher_frames(replay(atoms, None, "nvt", 1200, 2.0, 1300.0, 10, 0).frames)
+    reference = judge_nvt(teacher, series_from_frames(teacher), atoms, NVT, TRANSPORT, RDF, LIMITS, CHARGES)
+    assert reference["stable"], reference["reason"]
+    result = ml_nvt_validation("calc", atoms, NVT, TRANSPORT, LIMITS, RDF, CHARGES, reference, seed=3,
+                               simulate=replay)
+    assert replay.calls[-1][:4] == ("nvt", 1200, 1300.0, 3) and replay.calls[-1][5] == "calc"
+    assert result["stable"] and result["reason"] == "" and result["time_survived_fs"] == 2400.0
     versus = result["versus_reference"]
-    assert versus["D_Na_rel_error"] == 0.0 and versus["D_Cl_rel_error"] == 0.0 and versus["sigma_rel_error"] == 0.0
-    assert versus["rdf_error_Na-Cl"] == 0.0
+    for key in ("D_Na_rel_error_vs_teacher", "D_Cl_rel_error_vs_teacher", "sigma_rel_error_vs_teacher",
+                "rdf_error_Na-Cl_vs_teacher"):
+        assert versus[key] == 0.0, key
+    assert result["fit_window_ps"] == reference["fit_window_ps"] == {"diffusion": [0.04, 0.16],
+                                                                      "conductivity": [0.04, 0.16]}
+    assert result["observables"]["diffusion"]["Na"]["fit_window_ps"] == [0.04, 0.16]
     assert result["observables"]["diffusion"]["Na"]["D_1e-9_m2_s"] > 0
+
+
+def test_the_contract_records_state_point_protocol_and_thresholds_and_drops_the_equilibration():
+    atoms = crystal().repeat(2)
+    replay = RandomWalkMD(atoms, {1300.0: lambda t: np.full_like(t, atoms.get_volume())})
+    teacher = as_teacher_frames(replay(atoms, None, "nvt", 1200, 2.0, 1300.0, 10, 0).frames)
+    reference = judge_nvt(teacher, series_from_frames(teacher), atoms, NVT, TRANSPORT, RDF, LIMITS, CHARGES)
+    result = ml_nvt_validation("calc", atoms, NVT, TRANSPORT, LIMITS, RDF, CHARGES, reference, seed=3,
+                               simulate=replay)
+    assert result["state_point"] == {"temperature_K": 1300.0, "density_g_cm3": pytest.approx(rho_of(atoms, atoms.get_volume())),
+                                     "density_source": "test"}
+    assert result["equilibration_fs"] == 400.0 and result["duration_fs"] == 2000.0
+    assert result["n_atoms"] == len(atoms) == 64
+    assert result["thresholds"] == LIMITS.as_dict()
+    # averages use t = 400 ... 2400 fs only: 101 samples of the 121
+    assert result["observables"]["n_frames"] == reference["observables"]["n_frames"] == 101
 
 
 def test_nvt_run_stopped_early_fails_and_reports_no_transport():
     atoms = crystal().repeat(2)
-    replay = RandomWalkMD(atoms, {1300.0: lambda t: np.full_like(t, atoms.get_volume())}, stop={1300.0: 300})
-    reference = liquid_observables(replay(atoms, None, "nvt", 1000, 2.0, 1300.0, 10, 0).frames, 20.0, CHARGES,
-                                   1300.0, RDF["rmax_A"], RDF["nbins"])
-    result = ml_nvt_validation("calc", atoms, NVT, LIMITS, RDF, CHARGES, reference, seed=3, simulate=replay)
+    replay = RandomWalkMD(atoms, {1300.0: lambda t: np.full_like(t, atoms.get_volume())}, stop={1300.0: 600})
+    teacher = as_teacher_frames(RandomWalkMD(atoms, {1300.0: lambda t: np.full_like(t, atoms.get_volume())})(
+        atoms, None, "nvt", 1200, 2.0, 1300.0, 10, 0).frames)
+    reference = judge_nvt(teacher, series_from_frames(teacher), atoms, NVT, TRANSPORT, RDF, LIMITS, CHARGES)
+    result = ml_nvt_validation("calc", atoms, NVT, TRANSPORT, LIMITS, RDF, CHARGES, reference, seed=3,
+                               simulate=replay)
     assert not result["stable"] and result["reason"] == "atoms too close"
     assert "diffusion" not in result["observables"] and result["observables"]["rdf"] is not None
-    assert math.isnan(result["versus_reference"]["D_Na_rel_error"])
+    assert math.isnan(result["versus_reference"]["D_Na_rel_error_vs_teacher"])
+
+
+def test_stress_run_is_judged_whole_at_its_own_temperature():
+    atoms = crystal().repeat(2)
+    atoms.info["temperature_K"] = 1700.0
+    replay = RandomWalkMD(atoms, {1700.0: lambda t: np.full_like(t, atoms.get_volume())})
+    result = ml_stress_run("calc", atoms, NVT, {"duration_fs": 1000.0}, LIMITS, seed=9, simulate=replay)
+    assert replay.calls[-1][:4] == ("nvt", 500, 1700.0, 9)
+    assert result["stable"] and result["equilibration_fs"] == 0.0 and result["duration_fs"] == 1000.0
+    assert result["state_point"]["temperature_K"] == 1700.0 and "observables" not in result

@@ -32,8 +32,8 @@ def synthetic(efficiency: dict, seeds, rng, noise=0.08, sizes=SIZES) -> pd.DataF
                              "seed": seed, "force_l4_eV_A": l4, "force_rmse_eV_A": 0.75 * l4,
                              "energy_rmse_eV_atom": 0.01, "stable": stable, "npt_stable": stable,
                              "time_survived_fs": 20000.0 if stable else 20000.0 * factor * n / threshold,
-                             "density_1100K_rel_error": 0.01 if stable else math.nan,
-                             "density_1300K_rel_error": -0.02 if stable else math.nan,
+                             "density_1100K_rel_error_vs_teacher": 0.01 if stable else math.nan,
+                             "density_1300K_rel_error_vs_teacher": -0.02 if stable else math.nan,
                              "label_core_hours": 0.5 * n})
     return pd.DataFrame(rows)
 
@@ -212,7 +212,7 @@ def test_a_step_shared_by_every_seed_gives_the_whole_bracket_not_a_point():
                 stable = n >= (32 if method == "random" else 64)
                 rows.append({"system": "NaCl", "labeller": "x", "method": method, "n_train": n, "seed": seed,
                              "force_l4_eV_A": 1.0 / n + 0.001 * seed, "stable": stable, "npt_stable": stable,
-                             "density_1100K_rel_error": 0.01 if stable else math.nan})
+                             "density_1100K_rel_error_vs_teacher": 0.01 if stable else math.nan})
     table = labels_to_target(pd.DataFrame(rows), TARGETS, n_bootstrap=200)
     r = row(table, "random", "stable_md")
     assert (r["n_low"], r["n_high"]) == (16.0, 32.0) and 16 < r["n_to_target"] < 32

@@ -70,7 +70,7 @@ def test_each_selected_frame_is_labelled_once(tiny_run):
 
 
 def test_reference_observables_are_physical(tiny_run):
-    ref = json.loads((tiny_run / "results/NaCl/reference/nvt.json").read_text())
+    ref = json.loads((tiny_run / "results/NaCl/reference/nvt.json").read_text())["observables"]
     r = np.asarray(ref["rdf"]["r"])
     g = np.asarray(ref["rdf"]["Na-Cl"])
     assert 2.3 < r[np.argmax(g)] < 3.1  # Na-Cl contact peak of molten NaCl
@@ -87,6 +87,36 @@ def test_reference_observables_are_physical(tiny_run):
     assert (tiny_run / "results/report/rdf.png").stat().st_size > 10_000
 
 
+def test_models_and_reference_share_the_state_point_windows_and_thresholds(tiny_run):
+    """The contract of md.json / nvt.json: every NVT run sits at the reference's NPT density at its
+    temperature, model and reference were run, averaged and fitted alike (windows in ps), and judged by the
+    schema's stability defaults."""
+    from confselect.config import SCHEMA, section_defaults
+
+    validation = TINY_CONFIG["validation"]
+    npt = json.loads((tiny_run / "results/NaCl/reference/npt.json").read_text())
+    points = npt["state_points"]
+    assert sorted(points, key=float) == ["1100", "1300", "1500", "1700"]  # scan + NVT + stress (pool's 1700 K)
+    ref = json.loads((tiny_run / "results/NaCl/reference/nvt.json").read_text())
+    defaults = section_defaults(SCHEMA, "validation", "stability")
+    for md_file in (tiny_run / "results/NaCl/models").glob("*/n*/seed*/md.json"):
+        md = json.loads(md_file.read_text())
+        for run in (md, ref):
+            assert run["state_point"]["temperature_K"] == 1300.0
+            assert run["state_point"]["density_g_cm3"] == pytest.approx(points["1300"]["density_g_cm3"], rel=1e-9)
+            assert run["state_point"]["density_source"].startswith("reference NPT")
+            assert run["equilibration_fs"] == validation["md"]["equilibration_fs"]
+            assert run["duration_fs"] == validation["md"]["duration_fs"]
+            assert run["thresholds"] == defaults
+        assert md["n_atoms"] == ref["n_atoms"] == 2 * TINY_CONFIG["pool"]["n_ion_pairs"]
+        assert md["fit_window_ps"] == ref["fit_window_ps"] == {
+            "diffusion": validation["transport"]["fit_window_ps"], "conductivity": validation["transport"]["fit_window_ps"]}
+        assert md["stress"]["state_point"]["temperature_K"] == 1700.0
+        assert md["stress"]["state_point"]["density_g_cm3"] == pytest.approx(points["1700"]["density_g_cm3"], rel=1e-9)
+    # the reference NVT at the NPT density has the NPT pressure, within what a 300 fs run of 32 ions can tell
+    assert abs(ref["pressure_bar"] - 1.0) < 4 * ref["pressure_bar_sem"] + 3000.0
+
+
 def test_npt_densities_of_reference_and_models(tiny_run):
     """Reference densities are those of molten Tosi-Fumi NaCl and fall with temperature; every model has one
     verdict per temperature, and only a stable run carries a density (the summary and the table agree)."""
@@ -94,7 +124,7 @@ def test_npt_densities_of_reference_and_models(tiny_run):
     ref = json.loads((tiny_run / "results/NaCl/reference/npt.json").read_text())["runs"]
     assert sorted(ref) == sorted(f"{t:g}" for t in temperatures)
     rho = [ref[f"{t:g}"]["density_g_cm3"] for t in sorted(temperatures)]
-    # 8 ps of 32 ions from a 1700 K frame: not converged, but a liquid (1.44 g/cm^3 at 1100 K when long)
+    # 0.4 ps of 32 ions from a 1700 K frame: not converged, but a liquid (1.44 g/cm^3 at 1100 K when long)
     assert all(0.9 < r < 1.8 for r in rho), rho
     assert rho[0] > rho[-1]  # 1100 K denser than 1500 K
     table = pd.read_csv(tiny_run / "results/report/density.csv")

@@ -22,7 +22,7 @@ GROUP = ["system", "labeller", "method", "n_train"]
 
 def seed_statistics(summary):
     """One row per (system, labeller, method, n_train) with ``<column>_mean/_low/_high`` for the errors,
-    ``nvt_stable_fraction/_low/_high``, ``npt_stable_fraction/_low/_high``, ``time_survived_fs_median/_low/
+    ``nvt_stable_fraction/_low/_high``, ``stress_stable_...`` and ``npt_stable_...`` alike, ``time_survived_fs_median/_low/
     _high`` and ``n_seeds``."""
     import pandas as pd
 
@@ -34,7 +34,7 @@ def seed_statistics(summary):
             if column in group:
                 m = mean_interval(group[column].astype(float))
                 row.update({f"{column}_mean": m["mean"], f"{column}_low": m["low"], f"{column}_high": m["high"]})
-        for name, column in (("nvt", "stable"), ("npt", "npt_stable")):
+        for name, column in (("nvt", "stable"), ("stress", "stress_stable"), ("npt", "npt_stable")):
             if column in group:
                 w = wilson_interval(int(group[column].astype(bool).sum()), len(group))
                 row.update({f"{name}_stable_fraction": w["fraction"], f"{name}_stable_low": w["low"],

@@ -10,6 +10,10 @@ import copy
 import hashlib
 import inspect
 import json
+from pathlib import Path
+
+#: The configuration schema: every default lives here.
+SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 
 
 #: Samples an MD run needs for block-averaged transport coefficients (5 blocks of >= 6 frames).
@@ -47,6 +51,21 @@ def validate_config(config: dict, schema_path) -> None:
     _fill_defaults(config, schema, schema)
 
 
+def section_defaults(schema_path, *keys) -> dict:
+    """The schema's defaults of one config section, e.g. ``("validation", "stability")``: the only defaults
+    there are, for code that needs a section without a config (tests, ``python -m`` tools)."""
+    import yaml
+
+    with open(schema_path) as handle:
+        schema = yaml.safe_load(handle)
+    node = schema
+    for key in keys:
+        node = _resolve(node, schema)["properties"][key]
+    settings = {"section": {}}
+    _fill_defaults(settings, {"properties": {"section": node}}, schema)
+    return settings["section"]
+
+
 def report_settings(schema_path, config_file=None) -> dict:
     """The ``report`` section of ``config_file`` (validated with the rest of it), or the schema's defaults."""
     import yaml
@@ -56,11 +75,7 @@ def report_settings(schema_path, config_file=None) -> dict:
             config = yaml.safe_load(handle)
         validate_config(config, schema_path)
         return config["report"]
-    with open(schema_path) as handle:
-        schema = yaml.safe_load(handle)
-    settings = {"report": {}}
-    _fill_defaults(settings, {"properties": {"report": schema["properties"]["report"]}}, schema)
-    return settings["report"]
+    return section_defaults(schema_path, "report")
 
 
 def _resolve(node: dict, root: dict) -> dict:
@@ -131,6 +146,14 @@ def labeller_id(config: dict, system: str) -> str:
     return f"{name}-{digest}"
 
 
+def full_arm_size(config: dict) -> int | None:
+    """Training-set size of the upper-bound arm (``sweep.full``), None if it is off."""
+    full = config["sweep"]["full"]
+    if not full["enabled"]:
+        return None
+    return int(full["n_train"] or n_frames(config, "pool"))
+
+
 def check_config(config: dict, methods) -> None:
     """Raise :class:`ConfigError` for the first cross-key problem found."""
     sweep = config["sweep"]
@@ -176,25 +199,14 @@ def check_config(config: dict, methods) -> None:
             )
         if sweep["n_select"] > pool_size:
             raise ConfigError(f"sweep.n_select = {sweep['n_select']} exceeds the pool of {pool_size} frames")
+    full = full_arm_size(config)
+    if full is not None and full > pool_size:
+        raise ConfigError(f"sweep.full.n_train = {full} exceeds the pool of {pool_size} frames")
+    if "full" in sweep["methods"] and full is not None:
+        raise ConfigError("sweep.methods lists 'full' and sweep.full.enabled is true: the arm would run twice")
     if n_frames(config, "test") < 1:
         raise ConfigError("test: the held-out run yields no frames (test.ramp_fs < test.frame_interval_fs)")
-    md = config["validation"]["md"]
-    for key, duration in (("validation.md.duration_fs", md["duration_fs"]),
-                          ("validation.reference.duration_fs", config["validation"]["reference"]["duration_fs"])):
-        if duration / md["sample_interval_fs"] < MIN_SAMPLES:
-            raise ConfigError(
-                f"{key} gives {int(duration // md['sample_interval_fs'])} samples at validation.md.sample_interval_fs; "
-                f"diffusion and conductivity with 5 blocks need at least {MIN_SAMPLES}"
-            )
-    density = config["validation"]["density"]
-    for key in ("duration_fs", "reference_duration_fs"):
-        averaged = density[key] - density["equilibration_fs"]
-        if averaged / density["sample_interval_fs"] < MIN_DENSITY_SAMPLES:
-            raise ConfigError(
-                f"validation.density.{key} = {density[key]:g} fs leaves {max(0, int(averaged // density['sample_interval_fs']))} "
-                f"samples after validation.density.equilibration_fs = {density['equilibration_fs']:g} fs; "
-                f"a block-averaged density needs at least {MIN_DENSITY_SAMPLES}"
-            )
+    check_validation(config)
     for method, options in config.get("selection", {}).items():
         known = [p for p in inspect.signature(methods[method]).parameters if p != "seed"]
         for option in options:
@@ -204,3 +216,75 @@ def check_config(config: dict, methods) -> None:
             methods[method](seed=0, **options)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"selection.{method}: {err}") from None
+
+
+def check_validation(config: dict) -> None:
+    """One protocol for models and reference: every ``validation.reference`` key (and
+    ``validation.density.reference_duration_fs``) must equal the model's; the averaged run must hold enough
+    samples and blocks for the transport window; the state-point source must have its densities."""
+    validation = config["validation"]
+    md, transport, reference = validation["md"], validation["transport"], validation["reference"]
+    model_keys = {"duration_fs": ("validation.md.duration_fs", md["duration_fs"]),
+                  "equilibration_fs": ("validation.md.equilibration_fs", md["equilibration_fs"]),
+                  "sample_interval_fs": ("validation.md.sample_interval_fs", md["sample_interval_fs"]),
+                  "fit_window_ps": ("validation.transport.fit_window_ps", transport["fit_window_ps"])}
+    pairs = [(f"validation.reference.{key}", reference[key], *model_keys[key]) for key in reference]
+    density = validation["density"]
+    if "reference_duration_fs" in density:
+        pairs.append(("validation.density.reference_duration_fs", density["reference_duration_fs"],
+                      "validation.density.duration_fs", density["duration_fs"]))
+    for ref_key, ref_value, model_key, model_value in pairs:
+        if ref_value != model_value:
+            raise ConfigError(
+                f"{ref_key} = {ref_value} differs from {model_key} = {model_value}: models and reference run "
+                f"the same protocol (drop {ref_key} or make the two equal)"
+            )
+    if md["duration_fs"] / md["sample_interval_fs"] < MIN_SAMPLES:
+        raise ConfigError(
+            f"validation.md.duration_fs gives {int(md['duration_fs'] // md['sample_interval_fs'])} samples at "
+            f"validation.md.sample_interval_fs; diffusion and conductivity need at least {MIN_SAMPLES}"
+        )
+    from .transport import MAX_WINDOW_FRACTION_OF_BLOCK, block_length_ps
+
+    start_ps, end_ps = transport["fit_window_ps"]
+    block_ps = block_length_ps(md["duration_fs"], md["sample_interval_fs"], transport["n_blocks"])
+    if not start_ps < end_ps or end_ps > MAX_WINDOW_FRACTION_OF_BLOCK * block_ps:
+        raise ConfigError(
+            f"validation.transport.fit_window_ps = {transport['fit_window_ps']} ps must increase and end within "
+            f"{MAX_WINDOW_FRACTION_OF_BLOCK:g} of a block: validation.md.duration_fs in validation.transport.n_blocks "
+            f"blocks spans {block_ps:g} ps"
+        )
+    averaged = density["duration_fs"] - density["equilibration_fs"]
+    if averaged / density["sample_interval_fs"] < MIN_DENSITY_SAMPLES:
+        raise ConfigError(
+            f"validation.density.duration_fs = {density['duration_fs']:g} fs leaves "
+            f"{max(0, int(averaged // density['sample_interval_fs']))} samples after validation.density.equilibration_fs "
+            f"= {density['equilibration_fs']:g} fs; a block-averaged density needs at least {MIN_DENSITY_SAMPLES}"
+        )
+    _check_state_point(config)
+
+
+def _check_state_point(config: dict) -> None:
+    """The densities of ``validation.state_point`` exist for every swept system and temperature."""
+    from .experiment import experiment_for
+    from .state_point import state_point_temperatures, temperature_key
+
+    settings = config["validation"]["state_point"]
+    temperatures = state_point_temperatures(config["validation"], config["pool"]["T_end_K"])
+    for system in config["sweep"]["systems"]:
+        try:
+            entry = experiment_for(system, config["systems"][system])
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        if settings["density_source"] == "experiment" and (entry is None or "density_g_cm3" not in entry):
+            raise ConfigError(
+                f"validation.state_point.density_source: experiment, but systems.{system} has no experimental "
+                f"density (set systems.{system}.experiment or another density_source)"
+            )
+        if settings["density_source"] == "configured":
+            if not settings["source"]:
+                raise ConfigError("validation.state_point.source: say where the configured densities come from")
+            table = settings["densities_g_cm3"].get(system, {})
+            missing = [temperature_key(t) for t in temperatures if temperature_key(t) not in table]
+            if missing:
+                raise ConfigError(f"validation.state_point.densities_g_cm3.{system}: no density for {missing} K")

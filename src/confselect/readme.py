@@ -37,18 +37,19 @@ def _cell(values, digits: int = 3) -> str:
 
 def summary_table(summary) -> str:
     """Per (system, method, n): errors (mean [95 % t-interval] over seeds), stable fractions, density errors."""
-    density = sorted((c for c in summary.columns if c.startswith("density_") and c.endswith("K_rel_error")),
-                     key=lambda c: float(c[len("density_"):-len("K_rel_error")]))
-    temps = " / ".join(c[len("density_"):-len("_rel_error")] for c in density)
-    lines = [f"| system | method | n | seeds | force RMSE (eV/A) | force L4 (eV/A) | NVT stable | NPT stable "
-             f"| density error {temps} (%) |", "|" + " --- |" * 9]
+    density = sorted((c for c in summary.columns if c.startswith("density_") and c.endswith("K_rel_error_vs_teacher")),
+                     key=lambda c: float(c[len("density_"):-len("K_rel_error_vs_teacher")]))
+    temps = " / ".join(c[len("density_"):-len("_rel_error_vs_teacher")] for c in density)
+    lines = [f"| system | method | n | seeds | force RMSE (eV/A) | force L4 (eV/A) | NVT stable | stress stable "
+             f"| NPT stable | density error {temps} vs teacher (%) |", "|" + " --- |" * 10]
     for (system, method, n), group in summary.groupby(["system", "method", "n_train"], sort=True):
         k = len(group)
         nvt = int(group["stable"].astype(bool).sum())
         npt = int(group["npt_stable"].astype(bool).sum()) if "npt_stable" in group else 0
+        stress = int(group["stress_stable"].fillna(False).astype(bool).sum()) if "stress_stable" in group else 0
         errors = " / ".join(_cell(100 * group[c].astype(float), 2) for c in density)
         lines.append(f"| {system} | {method} | {n} | {k} | {_cell(group['force_rmse_eV_A'])} "
-                     f"| {_cell(group['force_l4_eV_A'])} | {nvt} of {k} | {npt} of {k} | {errors} |")
+                     f"| {_cell(group['force_l4_eV_A'])} | {nvt} of {k} | {stress} of {k} | {npt} of {k} | {errors} |")
     return "\n".join(lines)
 
 

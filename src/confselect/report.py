@@ -20,12 +20,15 @@ def model_key(model_dir) -> dict:
     return {"system": d["system"], "method": d["method"], "n_train": int(d["n"]), "seed": int(d["seed"])}
 
 
-def summary_row(model_dir, labeller: str, coverage_file, reference_npt: dict | None = None) -> dict:
+def summary_row(model_dir, labeller: str, coverage_file, reference_npt: dict | None = None,
+                experiment: dict | None = None) -> dict:
     """Everything known about one model, flat, with units in the column names.
 
     ``reference_npt``: the reference's NPT densities (``runs`` of ``reference/npt.json``); with it, the
-    model's ``npt.json`` adds density, its error and its relative error per temperature and ``npt_stable``
-    (every NPT run went through).
+    model's ``npt.json`` adds density, its error and its relative error against the teacher per temperature
+    and ``npt_stable`` (every NPT run went through).  ``experiment``: the system's experimental entry
+    (:mod:`confselect.experiment`); with it, ``..._rel_error_vs_experiment`` columns for density at each
+    temperature and for diffusion and conductivity at the NVT temperature, where experiment has a value.
     """
     model_dir = Path(model_dir)
     row = model_key(model_dir)
@@ -40,8 +43,20 @@ def summary_row(model_dir, labeller: str, coverage_file, reference_npt: dict | N
                label_wall_time_s=training.get("label_wall_time_s", float("nan")),
                label_core_hours=training.get("label_core_hours", float("nan")))
     row.update({k: errors[k] for k in ("energy_rmse_eV_atom", "force_rmse_eV_A", "force_l4_eV_A", "force_max_error_eV_A")})
+    state = md.get("state_point", {})
     row.update(stable=md["stable"], md_reason=md["reason"], time_survived_fs=md["time_survived_fs"],
-               nvt_duration_fs=md.get("duration_fs"), md_wall_s=md.get("wall_s", float("nan")))
+               nvt_duration_fs=md.get("duration_fs"), nvt_equilibration_fs=md.get("equilibration_fs"),
+               nvt_temperature_K=state.get("temperature_K"), nvt_density_g_cm3=state.get("density_g_cm3"),
+               nvt_density_source=state.get("density_source"), n_atoms_md=md.get("n_atoms"),
+               md_wall_s=md.get("wall_s", float("nan")))
+    figures = md.get("stability_figures") or {}
+    row.update({f"nvt_{k}": (float("nan") if v is None else v) for k, v in figures.items()})
+    if "stress" in md:
+        stress = md["stress"]
+        row.update(stress_stable=stress["stable"], stress_reason=stress["reason"],
+                   stress_time_survived_fs=stress["time_survived_fs"],
+                   stress_temperature_K=stress["state_point"]["temperature_K"],
+                   stress_duration_fs=stress["duration_fs"])
     row.update({k: (float("nan") if v is None else v) for k, v in md.get("versus_reference", {}).items()})
     if reference_npt is not None:
         npt = read_json(model_dir / "npt.json")
@@ -49,10 +64,40 @@ def summary_row(model_dir, labeller: str, coverage_file, reference_npt: dict | N
         row["npt_stable"] = all(run["stable"] for run in runs.values())
         row["npt_wall_s"] = npt.get("wall_s", float("nan"))
         row.update(density_errors(runs, reference_npt))
-    coverage = read_json(coverage_file).get(str(row["n_train"]), {})
+        if experiment:
+            row.update(experiment_errors(row, runs, md, experiment))
+    # the upper-bound arm has no coverage file: it covers the whole pool by construction
+    coverage = read_json(coverage_file).get(str(row["n_train"]), {}) if Path(coverage_file).exists() else {}
     for key, value in coverage.items():
         row[f"coverage_{key}"] = value
     return row
+
+
+def experiment_errors(row: dict, npt_runs: dict, md: dict, experiment: dict) -> dict:
+    """Relative errors of a model against experiment: density per NPT temperature, and D per species and
+    Einstein-Helfand conductivity at the NVT state point (NaN where the model has no value)."""
+    import math
+
+    from .experiment import transport_at, value_at
+
+    out = {}
+    if "density_g_cm3" in experiment:
+        for key, run in npt_runs.items():
+            exp = value_at(experiment["density_g_cm3"], float(key))["value"]
+            rho = run.get("density_g_cm3") if run.get("stable") else None
+            out[f"density_{float(key):g}K_rel_error_vs_experiment"] = (
+                math.nan if rho is None else (rho - exp) / exp)
+    temperature = (md.get("state_point") or {}).get("temperature_K")
+    if temperature is None:
+        return out
+    columns = {"conductivity_S_cm": "sigma_S_cm"}
+    for quantity, exp in transport_at(experiment, temperature).items():
+        column = columns.get(quantity, quantity)
+        value = row.get(column, math.nan)
+        value = math.nan if value is None else float(value)
+        name = "sigma" if quantity == "conductivity_S_cm" else quantity.replace("_1e-9_m2_s", "")
+        out[f"{name}_rel_error_vs_experiment"] = (value - exp["value"]) / exp["value"]
+    return out
 
 
 def plot_learning_curve(summary, path, title_prefix: str = "") -> None:
@@ -98,27 +143,47 @@ def plot_learning_curve(summary, path, title_prefix: str = "") -> None:
     plt.close(fig)
 
 
-def transport_tables(model_dirs, references: dict):
+def transport_tables(model_dirs, references: dict, experiments: dict | None = None):
     """000 Tables I and II: self-diffusion per species (10^-9 m^2/s) and ionic conductivity (S/cm) for every
-    model whose ML-MD ran through, with the reference values; two DataFrames."""
+    model whose ML-MD ran through, with the fit window (ps), the teacher's values from the same protocol and,
+    where shipped, experiment (``experiments``: system -> :func:`confselect.experiment.transport_at` at the
+    NVT temperature); two DataFrames, every reference column named for its reference."""
     import pandas as pd
 
     diffusion, conductivity = [], []
     for model_dir in model_dirs:
         key = model_key(model_dir)
         obs = read_json(Path(model_dir) / "md.json").get("observables") or {}
-        ref = references[key["system"]]
+        ref = references[key["system"]]["observables"]
+        experiment = (experiments or {}).get(key["system"]) or {}
         for species, value in (obs.get("diffusion") or {}).items():
             r = ref["diffusion"][species]
-            diffusion.append({**key, "species": species, "D_1e-9_m2_s": value["D_1e-9_m2_s"],
-                              "D_1e-9_m2_s_sem": value["D_1e-9_m2_s_sem"], "D_ref_1e-9_m2_s": r["D_1e-9_m2_s"],
-                              "D_ref_1e-9_m2_s_sem": r["D_1e-9_m2_s_sem"]})
+            exp = experiment.get(f"D_{species}_1e-9_m2_s", {})
+            diffusion.append({**key, "species": species, "fit_window_ps": _window_text(value),
+                              "msd_exponent": value.get("msd_exponent"), "D_1e-9_m2_s": value["D_1e-9_m2_s"],
+                              "D_1e-9_m2_s_sem": value["D_1e-9_m2_s_sem"], "D_teacher_1e-9_m2_s": r["D_1e-9_m2_s"],
+                              "D_teacher_1e-9_m2_s_sem": r["D_1e-9_m2_s_sem"],
+                              "D_experiment_1e-9_m2_s": exp.get("value"),
+                              "D_experiment_1e-9_m2_s_uncertainty": exp.get("uncertainty"),
+                              "experiment_source": exp.get("source")})
         if obs.get("conductivity"):
             value, r = obs["conductivity"], ref["conductivity"]
-            conductivity.append({**key, "sigma_S_cm": value["sigma_S_cm"], "sigma_S_cm_sem": value["sigma_S_cm_sem"],
-                                 "sigma_NE_S_cm": value["sigma_NE_S_cm"], "sigma_ref_S_cm": r["sigma_S_cm"],
-                                 "sigma_ref_S_cm_sem": r["sigma_S_cm_sem"]})
+            exp = experiment.get("conductivity_S_cm", {})
+            conductivity.append({**key, "fit_window_ps": _window_text(value), "sigma_S_cm": value["sigma_S_cm"],
+                                 "sigma_S_cm_sem": value["sigma_S_cm_sem"], "sigma_NE_S_cm": value["sigma_NE_S_cm"],
+                                 "sigma_NE_S_cm_sem": value["sigma_NE_S_cm_sem"],
+                                 "sigma_teacher_S_cm": r["sigma_S_cm"], "sigma_teacher_S_cm_sem": r["sigma_S_cm_sem"],
+                                 "sigma_NE_teacher_S_cm": r["sigma_NE_S_cm"],
+                                 "sigma_experiment_S_cm": exp.get("value"),
+                                 "sigma_experiment_S_cm_uncertainty": exp.get("uncertainty"),
+                                 "experiment_source": exp.get("source")})
     return pd.DataFrame(diffusion), pd.DataFrame(conductivity)
+
+
+def _window_text(value: dict) -> str:
+    """The fit window of a transport result as text, ps."""
+    window = value.get("fit_window_ps")
+    return f"{window[0]:g}-{window[1]:g}" if window else ""
 
 
 def plot_rdfs(model_dirs, references: dict, path) -> None:
@@ -130,13 +195,13 @@ def plot_rdfs(model_dirs, references: dict, path) -> None:
 
     chosen = largest_models(model_dirs)
     systems = sorted(references)
-    pairs = {s: [k for k in references[s]["rdf"] if k not in ("r", "sem")] for s in systems}
+    pairs = {s: [k for k in references[s]["observables"]["rdf"] if k not in ("r", "sem")] for s in systems}
     ncols = max(len(p) for p in pairs.values())
     fig, axes = plt.subplots(len(systems), ncols, figsize=(4.2 * ncols, 3.4 * len(systems)), squeeze=False)
     for row, system in zip(axes, systems):
-        ref = references[system]["rdf"]
+        ref = references[system]["observables"]["rdf"]
         for ax, pair in zip(row, pairs[system]):
-            ax.plot(ref["r"], ref[pair], "k-", lw=2.2, label="reference")
+            ax.plot(ref["r"], ref[pair], "k-", lw=2.2, label="teacher")
             for (s, method), (key, model_dir) in sorted(chosen.items()):
                 if s != system:
                     continue
@@ -165,26 +230,38 @@ def largest_models(model_dirs) -> dict:
     return chosen
 
 
-def density_table(model_dirs, references: dict):
+def density_table(model_dirs, references: dict, experiments: dict | None = None):
     """000 Fig. 3 as a table: one row per (model, temperature) with the model's NPT density (g/cm^3), its
-    standard error, whether the run was stable, and the reference's density at that temperature."""
+    standard error, whether the run was stable, the teacher's density at that temperature and, where the
+    system has an entry (``experiments``: system -> :mod:`confselect.experiment` entry), experiment's."""
     import pandas as pd
+
+    from .experiment import value_at
 
     rows = []
     for model_dir in model_dirs:
         key = model_key(model_dir)
         ref = references[key["system"]]["runs"]
+        entry = (experiments or {}).get(key["system"]) or {}
         for t, run in read_json(Path(model_dir) / "npt.json")["runs"].items():
+            exp = value_at(entry["density_g_cm3"], float(t)) if "density_g_cm3" in entry else {}
             rows.append({**key, "temperature_K": float(t), "stable": run["stable"],
                          "density_g_cm3": run.get("density_g_cm3"), "density_g_cm3_sem": run.get("density_g_cm3_sem"),
-                         "density_ref_g_cm3": ref[t]["density_g_cm3"],
-                         "density_ref_g_cm3_sem": ref[t]["density_g_cm3_sem"], "reason": run["reason"]})
+                         "density_teacher_g_cm3": ref[t]["density_g_cm3"],
+                         "density_teacher_g_cm3_sem": ref[t]["density_g_cm3_sem"],
+                         "density_experiment_g_cm3": exp.get("value"),
+                         "density_experiment_g_cm3_uncertainty": exp.get("uncertainty"),
+                         "experiment_source": exp.get("source"), "reason": run["reason"]})
     return pd.DataFrame(rows)
 
 
-def plot_density(table, references: dict, path) -> None:
-    """000 Fig. 3: NPT density against temperature, the reference (black) and the largest training set of
-    each method (first seed); a model's failed runs are left out, so a method with no point never ran NPT."""
+def plot_density(table, references: dict, path, experiments: dict | None = None) -> None:
+    """000 Fig. 3: NPT density against temperature, the teacher (black stars), experiment where shipped
+    (black dots with the published uncertainty, over the correlation's measured range) and the largest
+    training set of each method (first seed); a model's failed runs are left out, so a method with no point
+    never ran NPT."""
+    from .experiment import value_at
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -195,7 +272,14 @@ def plot_density(table, references: dict, path) -> None:
     for ax, system in zip(axes[0], systems):
         ref = sorted(references[system]["runs"].values(), key=lambda r: r["temperature_K"])
         ax.errorbar([r["temperature_K"] for r in ref], [r["density_g_cm3"] for r in ref],
-                    yerr=[r["density_g_cm3_sem"] or 0.0 for r in ref], fmt="k*-", ms=9, capsize=3, label="reference")
+                    yerr=[r["density_g_cm3_sem"] or 0.0 for r in ref], fmt="k*-", ms=9, capsize=3, label="teacher")
+        entry = (experiments or {}).get(system) or {}
+        if "density_g_cm3" in entry:
+            values = [value_at(entry["density_g_cm3"], r["temperature_K"]) for r in ref]
+            ax.errorbar([r["temperature_K"] for r in ref], [v["value"] for v in values],
+                        yerr=[v["uncertainty"] if v["uncertainty"] == v["uncertainty"] else 0.0 for v in values],
+                        fmt="ko", mfc="none", capsize=3,
+                        label="experiment" + ("" if all(v["in_range"] for v in values) else " (partly extrapolated)"))
         data = table[table["system"] == system] if len(table) else table
         if len(data):
             largest = data.groupby("method")["n_train"].transform("max")
@@ -217,7 +301,9 @@ def plot_density(table, references: dict, path) -> None:
     plt.close(fig)
 
 
-STABILITY_PANELS = (("nvt_stable", "fraction of seeds with stable NVT"), ("npt_stable", "fraction of seeds with stable NPT"))
+STABILITY_PANELS = (("nvt_stable", "fraction of seeds with stable NVT"),
+                    ("stress_stable", "fraction of seeds with a stable stress run"),
+                    ("npt_stable", "fraction of seeds with stable NPT"))
 TIME_SURVIVED_PANELS = (("time_survived_fs", "NVT time survived (ps), median over seeds"),)
 
 
@@ -237,6 +323,9 @@ def plot_stability(statistics, path, panels=STABILITY_PANELS) -> None:
     for row, system in zip(axes, systems):
         data = statistics[statistics["system"] == system]
         for ax, (key, label) in zip(row, panels):
+            if f"{key}_fraction" not in data and key != "time_survived_fs":
+                ax.set_visible(False)
+                continue
             for i, (method, group) in enumerate(data.groupby("method", sort=True)):
                 group = group.sort_values("n_train")
                 x = group["n_train"] * 1.04 ** (i - 0.5 * (len(colours) - 1))  # offsets keep bars apart

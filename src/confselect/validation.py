@@ -1,8 +1,11 @@
-"""Observables of a liquid MD run and their errors against a reference run (000's validation).
+"""Validation runs of a model and of the teacher under one protocol, and their errors (000's validation).
 
-One code path serves the ML models and the reference (the classical teacher): structure (partial RDFs),
-transport (self-diffusion per species, ionic conductivity), and density from NPT runs; each with a
-block-average uncertainty (:mod:`confselect.observables`).
+One code path judges and measures every NVT run, model or reference (:func:`judge_nvt`): the stability
+verdict over the whole run (:mod:`confselect.stability`), then, if it ran its whole length, structure
+(partial RDFs) and transport (:mod:`confselect.transport`) over the frames after the equilibration, with the
+fit window of ``validation.transport``.  Every result records the contract the report reads:
+``state_point``, ``equilibration_fs``, ``duration_fs``, ``n_atoms``, ``fit_window_ps`` per observable and
+the ``thresholds`` it was judged by.
 """
 
 from __future__ import annotations
@@ -11,16 +14,20 @@ import math
 
 import numpy as np
 
-from .observables import density, ionic_conductivity, partial_rdfs, rdf_error, self_diffusion, stability_verdict
+from .observables import density, partial_rdfs, rdf_error
+from .state_point import describe
+from .transport import ionic_conductivity, self_diffusion
+from .stability import stability_verdict
 
 
-def liquid_observables(frames, dt_fs: float, charges_e: dict, temperature_K: float, rmax_A: float, nbins: int,
-                       n_blocks: int = 5) -> dict:
-    """RDFs, self-diffusion (10^-9 m^2/s) and ionic conductivity (S/cm) of an NVT trajectory."""
+def liquid_observables(frames, dt_fs: float, charges_e: dict, temperature_K: float, rdf: dict,
+                       transport: dict) -> dict:
+    """RDFs, self-diffusion (10^-9 m^2/s) and ionic conductivity (S/cm) of an equilibrated NVT trajectory."""
+    window, blocks = transport["fit_window_ps"], transport["n_blocks"]
     return {
-        "rdf": partial_rdfs(frames, rmax_A, nbins),
-        "diffusion": self_diffusion(frames, dt_fs, n_blocks=n_blocks),
-        "conductivity": ionic_conductivity(frames, dt_fs, charges_e, temperature_K, n_blocks=n_blocks),
+        "rdf": partial_rdfs(frames, rdf["rmax_A"], rdf["nbins"]),
+        "diffusion": self_diffusion(frames, dt_fs, window, n_blocks=blocks),
+        "conductivity": ionic_conductivity(frames, dt_fs, charges_e, temperature_K, window, n_blocks=blocks),
         "n_frames": len(frames),
         "dt_fs": dt_fs,
     }
@@ -33,8 +40,8 @@ def npt_density(frames, n_blocks: int = 5) -> dict:
 
 
 def validation_start(frames, md: dict, supercell) -> "Atoms":
-    """The start of every validation run: frame ``md["start_frame"]`` of the held-out trajectory, repeated
-    ``supercell`` times along the cell vectors (000 validates on 400 atoms, trains on 100)."""
+    """Frame ``md["start_frame"]`` of the held-out trajectory, repeated ``supercell`` times along the cell
+    vectors (000 validates on 400 atoms, trains on 100): where the reference NPT runs start."""
     start = frames[md.get("start_frame", -1)].copy()
     start.calc = None
     return start.repeat(tuple(int(k) for k in supercell))
@@ -45,87 +52,121 @@ def equilibrated(frames, equilibration_fs: float) -> list:
     return [f for f in frames if f.info["time_fs"] >= equilibration_fs - 1e-9]
 
 
-def reference_density_scan(run_npt, temperatures_K, density_settings: dict) -> dict:
-    """Densities of the reference at each temperature: ``run_npt(T) -> frames`` (time_fs in their info).
+def series_from_frames(frames) -> dict:
+    """Per-sample series of a teacher run (LAMMPS frames: info ``time_fs``, ``temperature_K``,
+    ``conserved_eV``, forces), with the keys :func:`judge_nvt` reads."""
+    from .dynamics import minimum_distance
 
-    Returns ``{"<T>": {"temperature_K", "density_g_cm3", "density_g_cm3_sem", "n_frames"}}``, keyed by
-    ``f"{T:g}"``.
-    """
-    out = {}
-    for temperature in temperatures_K:
-        frames = equilibrated(run_npt(float(temperature)), density_settings["equilibration_fs"])
-        out[f"{float(temperature):g}"] = {"temperature_K": float(temperature), **npt_density(frames)}
-    return out
-
-
-def ml_nvt_validation(calculator, start, md: dict, limits, rdf: dict, charges_e: dict, reference: dict,
-                      seed: int, simulate=None) -> dict:
-    """The NVT validation run (:func:`confselect.dynamics.run_md`, Nose-Hoover chain) of ``calculator`` from
-    ``start``: stability verdict and time survived, and, if it ran its whole length, RDFs, self-diffusion
-    and ionic conductivity with their errors against ``reference`` (the teacher's ``nvt.json``).
-
-    ``md``: ``validation.md``; ``limits``: :class:`~confselect.observables.StabilityThresholds`; ``rdf``:
-    ``validation.rdf``.  Transport from a run that blew up would be meaningless, so a failed run keeps only
-    its RDF (if it has two frames).  ``simulate`` replaces ``run_md`` (same signature; for tests).
-    """
-    if simulate is None:
-        from .dynamics import run_md as simulate
-    stride = max(1, round(md["sample_interval_fs"] / md["timestep_fs"]))
-    run = simulate(
-        start.copy(), calculator, "nvt", steps=int(md["duration_fs"] // md["timestep_fs"]),
-        timestep_fs=md["timestep_fs"], temperature_K=md["temperature_K"],
-        thermostat_damping_fs=md["thermostat_damping_fs"], sample_every=stride, seed=seed,
-        max_force_eV_A=limits.max_force_eV_A, min_distance_A=limits.min_distance_A, progress_label="ML-MD",
-    )
-    frames, series, stop = run.frames, run.series, run.stop_reason
-    model_rdf = partial_rdfs(frames, rdf["rmax_A"], rdf["nbins"]) if len(frames) > 1 else None
-    verdict = stability_verdict(
-        series["time_fs"], series["temperature_K"], series["conserved_eV"], series["max_force_eV_A"],
-        series["min_distance_A"], len(start), md["temperature_K"], limits,
-        rdf_model=model_rdf, rdf_ref=reference["rdf"],
-    )
-    completed = not stop and series["time_fs"][-1] >= md["duration_fs"] - 1e-6
-    observables = (
-        liquid_observables(frames, md["sample_interval_fs"], charges_e, md["temperature_K"], rdf["rmax_A"],
-                           rdf["nbins"])
-        if completed else {"rdf": model_rdf}
-    )
     return {
-        "stable": bool(verdict.stable and completed),
-        "reason": verdict.reason or stop,
-        "time_survived_fs": float(verdict.time_survived_fs),
-        "duration_fs": md["duration_fs"],
-        "mean_temperature_K": float(series["temperature_K"].mean()),
-        "steps_per_s": run.steps_per_s,
-        "observables": observables,
-        "versus_reference": compare_to_reference(observables, reference) if observables["rdf"] else {},
+        "time_fs": np.array([f.info["time_fs"] for f in frames], dtype=float),
+        "temperature_K": np.array([f.info["temperature_K"] for f in frames], dtype=float),
+        "conserved_eV": np.array([f.info["conserved_eV"] for f in frames], dtype=float),
+        "max_force_eV_A": np.array([np.linalg.norm(f.get_forces(), axis=1).max() for f in frames]),
+        "min_distance_A": np.array([minimum_distance(f) for f in frames]),
+        "volume_A3": np.array([f.get_volume() for f in frames]),
     }
 
 
-def ml_density_scan(calculator, start, temperatures_K, density_settings: dict, limits, seed: int,
-                    progress: bool = True, simulate=None) -> dict:
-    """NPT runs (:func:`confselect.dynamics.run_md`, isotropic MTK) of ``calculator`` from ``start`` at each
-    temperature; the calculator (and its loaded model) serves every run.
+def judge_nvt(frames, series: dict, start, md: dict, transport: dict, rdf: dict, limits, charges_e: dict,
+              stop_reason: str = "", reference_rdf: dict | None = None, observables: bool = True) -> dict:
+    """Stability verdict of an NVT run (``md``: equilibration_fs then duration_fs) and, if it ran through,
+    its observables after the equilibration; the contract fields of ``md.json`` / ``nvt.json``.
 
-    Every run starts from a copy of ``start`` with fresh Maxwell-Boltzmann velocities (seed ``seed + k``
-    for the k-th temperature) and is judged like the NVT validation run
-    (:func:`~confselect.observables.stability_verdict` on the conserved quantity of the MTK integrator),
-    plus a volume criterion: ``|V / V_start - 1| > max_volume_change`` fails (a melt that boils off or
-    collapses). Only a run that is stable for its whole length gets a density, averaged over the frames
-    after ``equilibration_fs``. A blow-up is recorded, never raised. ``simulate`` replaces ``run_md``
-    (same signature; for tests).
+    ``series``: per-sample arrays (:data:`confselect.dynamics.SERIES_KEYS` or :func:`series_from_frames`);
+    ``reference_rdf``: the teacher's RDF for the artefact criterion (None for the teacher itself);
+    ``observables``: False for a stability-only run (the stress run).
+    """
+    total_fs = md["equilibration_fs"] + md["duration_fs"]
+    averaged = equilibrated(frames, md["equilibration_fs"])
+    wanted = observables or reference_rdf is not None
+    model_rdf = partial_rdfs(averaged, rdf["rmax_A"], rdf["nbins"]) if wanted and len(averaged) > 1 else None
+    verdict = stability_verdict(
+        series["time_fs"], series["temperature_K"], series["conserved_eV"], series["max_force_eV_A"],
+        series["min_distance_A"], len(start), md["temperature_K"], limits,
+        rdf_model=model_rdf if reference_rdf is not None else None, rdf_ref=reference_rdf,
+    )
+    completed = not stop_reason and series["time_fs"][-1] >= total_fs - 1e-6
+    result = {
+        "stable": bool(verdict.stable and completed),
+        "reason": verdict.reason or stop_reason,
+        "time_survived_fs": float(verdict.time_survived_fs),
+        "stability_figures": verdict.figures,
+        "state_point": describe(start),
+        "equilibration_fs": float(md["equilibration_fs"]),
+        "duration_fs": float(md["duration_fs"]),
+        "n_atoms": len(start),
+        "protocol": {k: float(md[k]) for k in ("timestep_fs", "sample_interval_fs", "thermostat_damping_fs")},
+        "thresholds": limits.as_dict(),
+        "mean_temperature_K": float(np.nanmean(series["temperature_K"][series["time_fs"] >= md["equilibration_fs"]]))
+        if completed else float(np.nanmean(series["temperature_K"])),
+    }
+    if observables:
+        measured = (liquid_observables(averaged, md["sample_interval_fs"], charges_e, md["temperature_K"], rdf,
+                                       transport) if completed else {"rdf": model_rdf})
+        result["observables"] = measured
+        result["fit_window_ps"] = {"diffusion": list(transport["fit_window_ps"]),
+                                   "conductivity": list(transport["fit_window_ps"])}
+    return result
 
-    Returns ``{"<T>": {"temperature_K", "stable", "reason", "time_survived_fs", "mean_temperature_K",
-    "mean_pressure_bar", "steps_per_s", and if stable "density_g_cm3", "density_g_cm3_sem", "n_frames"}}``.
+
+def ml_nvt(calculator, start, md: dict, limits, seed: int, label: str = "ML-MD", simulate=None):
+    """The NVT run (:func:`confselect.dynamics.run_md`, Nose-Hoover chain) of ``calculator`` from ``start``:
+    equilibration and averaged part in one run.  ``simulate`` replaces ``run_md`` (same signature; tests)."""
+    if simulate is None:
+        from .dynamics import run_md as simulate
+    stride = max(1, round(md["sample_interval_fs"] / md["timestep_fs"]))
+    steps = int(round((md["equilibration_fs"] + md["duration_fs"]) / md["timestep_fs"]))
+    return simulate(
+        start.copy(), calculator, "nvt", steps=steps, timestep_fs=md["timestep_fs"], temperature_K=md["temperature_K"],
+        thermostat_damping_fs=md["thermostat_damping_fs"], sample_every=stride, seed=seed,
+        max_force_eV_A=limits.max_force_eV_A, min_distance_A=limits.min_distance_A, progress_label=label,
+    )
+
+
+def ml_nvt_validation(calculator, start, md: dict, transport: dict, limits, rdf: dict, charges_e: dict,
+                      reference: dict, seed: int, simulate=None) -> dict:
+    """The NVT validation run of ``calculator`` from the state point ``start``, judged and measured by
+    :func:`judge_nvt` against ``reference`` (the teacher's ``nvt.json``)."""
+    run = ml_nvt(calculator, start, md, limits, seed, simulate=simulate)
+    result = judge_nvt(run.frames, run.series, start, md, transport, rdf, limits, charges_e, run.stop_reason,
+                       reference_rdf=reference["observables"]["rdf"])
+    measured = result["observables"]
+    result["steps_per_s"] = run.steps_per_s
+    result["versus_reference"] = compare_to_reference(measured, reference["observables"]) if measured["rdf"] else {}
+    return result
+
+
+def ml_stress_run(calculator, start, md: dict, stress: dict, limits, seed: int, simulate=None) -> dict:
+    """The stress run: NVT at the stress temperature for ``stress["duration_fs"]`` (no equilibration is
+    discarded: it is judged whole), stability only."""
+    protocol = {**md, "temperature_K": float(start.info["temperature_K"]), "equilibration_fs": 0.0,
+                "duration_fs": float(stress["duration_fs"])}
+    run = ml_nvt(calculator, start, protocol, limits, seed, label="ML-MD stress", simulate=simulate)
+    result = judge_nvt(run.frames, run.series, start, protocol, {}, {}, limits, {}, run.stop_reason,
+                       observables=False)
+    result["steps_per_s"] = run.steps_per_s
+    return result
+
+
+def ml_density_scan(calculator, starts: dict, density_settings: dict, limits, seed: int, progress: bool = True,
+                    simulate=None) -> dict:
+    """NPT runs (:func:`confselect.dynamics.run_md`, isotropic MTK) of ``calculator`` at each temperature,
+    each from the state point at that temperature (``starts``: temperature key -> Atoms); the calculator
+    (and its loaded model) serves every run.
+
+    Every run starts with fresh Maxwell-Boltzmann velocities (seed ``seed + k`` for the k-th temperature)
+    and is judged like the NVT run (:func:`~confselect.stability.stability_verdict` on the MTK conserved
+    quantity), with the volume criterion.  Only a run stable for its whole length gets a density, averaged
+    after ``equilibration_fs``.  A blow-up is recorded, never raised.  ``simulate`` replaces ``run_md``.
     """
     if simulate is None:
         from .dynamics import run_md as simulate
     d = density_settings
-    v0 = start.get_volume()
     steps = int(round(d["duration_fs"] / d["timestep_fs"]))
     stride = max(1, int(round(d["sample_interval_fs"] / d["timestep_fs"])))
     out = {}
-    for k, temperature in enumerate(float(t) for t in temperatures_K):
+    for k, temperature in enumerate(float(t) for t in d["temperatures_K"]):
+        start = starts[f"{temperature:g}"]
         run = simulate(
             start.copy(), calculator, "npt", steps=steps, timestep_fs=d["timestep_fs"], temperature_K=temperature,
             thermostat_damping_fs=d["thermostat_damping_fs"], pressure_bar=d["pressure_bar"],
@@ -135,21 +176,15 @@ def ml_density_scan(calculator, start, temperatures_K, density_settings: dict, l
         )
         s = run.series
         verdict = stability_verdict(s["time_fs"], s["temperature_K"], s["conserved_eV"], s["max_force_eV_A"],
-                                    s["min_distance_A"], len(start), temperature, limits)
-        reason, survived = verdict.reason or run.stop_reason, verdict.time_survived_fs
-        swell = np.abs(s["volume_A3"] / v0 - 1.0)
-        beyond = np.flatnonzero(~(swell <= d["max_volume_change"]))
-        if len(beyond) and (not reason or s["time_fs"][beyond[0]] <= survived):
-            t_fail = s["time_fs"][beyond[0]]
-            reason = (f"volume changed by {100 * swell[beyond[0]]:.0f} % (limit {100 * d['max_volume_change']:.0f} %) "
-                      f"at t = {t_fail:g} fs")
-            survived = float(s["time_fs"][max(beyond[0] - 1, 0)] - s["time_fs"][0])
+                                    s["min_distance_A"], len(start), temperature, limits, volume_A3=s["volume_A3"])
         completed = not run.stop_reason and run.steps == steps
         entry = {
             "temperature_K": temperature,
-            "stable": bool(completed and not reason),
-            "reason": reason,
-            "time_survived_fs": float(survived),
+            "stable": bool(completed and verdict.stable),
+            "reason": verdict.reason or run.stop_reason,
+            "time_survived_fs": float(verdict.time_survived_fs),
+            "stability_figures": verdict.figures,
+            "start_density_g_cm3": describe(start)["density_g_cm3"],
             "mean_temperature_K": float(np.nanmean(s["temperature_K"])),
             "mean_pressure_bar": float(np.nanmean(s["pressure_bar"])),
             "steps_per_s": run.steps_per_s,
@@ -161,12 +196,13 @@ def ml_density_scan(calculator, start, temperatures_K, density_settings: dict, l
 
 
 def compare_to_reference(model: dict, reference: dict) -> dict:
-    """Flat model-vs-reference numbers for the summary (NaN where the model produced no observable)."""
+    """Flat model-vs-teacher numbers for the summary (NaN where the model produced no observable); every
+    error column names its reference (``_vs_teacher``)."""
     out = {}
     ref_rdf = reference["rdf"]
     pairs = [k for k in ref_rdf if k not in ("r", "sem")]
     for pair in pairs:
-        out[f"rdf_error_{pair}"] = (
+        out[f"rdf_error_{pair}_vs_teacher"] = (
             rdf_error(ref_rdf["r"], model["rdf"][pair], ref_rdf[pair]) if model.get("rdf") else math.nan
         )
     for species, ref in reference["diffusion"].items():
@@ -174,24 +210,24 @@ def compare_to_reference(model: dict, reference: dict) -> dict:
         d, d_sem = value.get("D_1e-9_m2_s", math.nan), value.get("D_1e-9_m2_s_sem", math.nan)
         out[f"D_{species}_1e-9_m2_s"] = d
         out[f"D_{species}_1e-9_m2_s_sem"] = d_sem
-        out[f"D_{species}_rel_error"] = (d - ref["D_1e-9_m2_s"]) / ref["D_1e-9_m2_s"]
+        out[f"D_{species}_rel_error_vs_teacher"] = (d - ref["D_1e-9_m2_s"]) / ref["D_1e-9_m2_s"]
     sigma = model.get("conductivity", {})
     ref_sigma = reference["conductivity"]["sigma_S_cm"]
     out["sigma_S_cm"] = sigma.get("sigma_S_cm", math.nan)
     out["sigma_S_cm_sem"] = sigma.get("sigma_S_cm_sem", math.nan)
-    out["sigma_rel_error"] = (out["sigma_S_cm"] - ref_sigma) / ref_sigma
+    out["sigma_rel_error_vs_teacher"] = (out["sigma_S_cm"] - ref_sigma) / ref_sigma
     return out
 
 
 def density_errors(model: dict, reference: dict) -> dict:
-    """Per temperature: model density, its error and the relative error against the reference."""
+    """Per temperature: model density, its error and the relative error against the teacher's."""
     out = {}
     for temperature, ref in sorted(reference.items(), key=lambda kv: float(kv[0])):
         value = model.get(temperature, {})
         rho = _number(value.get("density_g_cm3")) if value.get("stable", True) else math.nan
         out[f"density_{float(temperature):g}K_g_cm3"] = rho
         out[f"density_{float(temperature):g}K_g_cm3_sem"] = _number(value.get("density_g_cm3_sem"))
-        out[f"density_{float(temperature):g}K_rel_error"] = (rho - ref["density_g_cm3"]) / ref["density_g_cm3"]
+        out[f"density_{float(temperature):g}K_rel_error_vs_teacher"] = (rho - ref["density_g_cm3"]) / ref["density_g_cm3"]
     return out
 
 

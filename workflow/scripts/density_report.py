@@ -4,7 +4,7 @@ from confselect.report import density_table, plot_density
 
 log_to(snakemake)
 references = {system: read_json(path) for system, path in zip(snakemake.params.systems, snakemake.input.references)}
-table = density_table(snakemake.params.model_dirs, references)
+table = density_table(snakemake.params.model_dirs, references, snakemake.params.experiments)
 table.to_csv(snakemake.output.table, index=False)
-plot_density(table, references, snakemake.output.figure)
+plot_density(table, references, snakemake.output.figure, snakemake.params.experiments)
 print(table.to_string(index=False), flush=True)

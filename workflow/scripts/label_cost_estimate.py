@@ -9,8 +9,9 @@ log_to(snakemake)
 p = snakemake.params
 cutoff = p.settings.get("cutoff_Ry", CP2KLabeller.cutoff_Ry)
 rows = pd.read_csv(snakemake.input[0]).to_dict("records")
-estimate = planned_label_cost(rows, cutoff, p.n_test + p.n_select,
-                              p.n_test + min(p.n_pool, p.n_select * p.n_selections))
+# fewest labels: every selection (and the upper-bound arm) picks the same frames; most: none overlap
+estimate = planned_label_cost(rows, cutoff, p.n_test + max(p.n_select, p.n_full),
+                              p.n_test + min(p.n_pool, p.n_select * p.n_selections + p.n_full * p.n_seeds))
 write_json(snakemake.output[0], estimate)
 print(f"{snakemake.wildcards.system}: {estimate['core_hours_per_label']:.3g} core-hours per label at "
       f"{estimate['cutoff_Ry']:g} Ry; {estimate['n_labels_min']}-{estimate['n_labels_max']} labels: "

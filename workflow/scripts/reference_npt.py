@@ -1,28 +1,39 @@
-"""The teacher's NPT runs (LAMMPS) at each validation temperature: reference densities (000 Fig. 3)."""
+"""The teacher's NPT runs (LAMMPS) at every validation temperature: reference densities (000 Fig. 3) and the
+state point (density, start frame) of every NVT run, models and reference alike."""
+from ase.io import write
+
 from confselect.classical import run_classical_npt
 from confselect.jobs import log_to, write_json
 from confselect.pool import read_frames
 from confselect.progress import Progress
-from confselect.validation import reference_density_scan, validation_start
+from confselect.state_point import state_points, temperature_key
+from confselect.validation import equilibrated, npt_density, validation_start
 
 log_to(snakemake)
 p = snakemake.params
 d = p.density
 start = validation_start(read_frames(snakemake.input[0]), p.md, p.supercell)
 
-
-def run_npt(temperature_K):
+runs = {}
+for temperature in p.temperatures_K:
     frames = []
-    progress = Progress(f"reference NPT {temperature_K:g} K", int(d["reference_duration_fs"] // d["sample_interval_fs"]))
+    progress = Progress(f"reference NPT {temperature:g} K", int(d["duration_fs"] // d["sample_interval_fs"]))
     run_classical_npt(
-        p.system, start, temperature_K, d["pressure_bar"], d["timestep_fs"], d["reference_duration_fs"],
+        p.system, start, temperature, d["pressure_bar"], d["timestep_fs"], d["duration_fs"],
         d["thermostat_damping_fs"], d["barostat_damping_fs"], d["sample_interval_fs"], seed=0,
         on_frame=frames.append, progress=lambda k, n, f: progress(k),
     )
-    return frames
+    runs[temperature_key(temperature)] = {"temperature_K": temperature, "frames": frames,
+                                          **npt_density(equilibrated(frames, d["equilibration_fs"]))}
+    print(f"reference NPT {temperature:g} K: {runs[temperature_key(temperature)]['density_g_cm3']:.4f} g/cm^3", flush=True)
 
-
-scan = reference_density_scan(run_npt, d["temperatures_K"], d)
-write_json(snakemake.output[0], {"n_atoms": len(start), "pressure_bar": d["pressure_bar"], "runs": scan})
-for key, run in scan.items():
-    print(f"reference NPT {key} K: {run['density_g_cm3']:.4f} +- {run['density_g_cm3_sem']:.4f} g/cm^3", flush=True)
+points = state_points(runs, p.temperatures_K, p.state_point, snakemake.wildcards.system, p.experiment)
+write(snakemake.output.state_points, [point["frame"] for point in points.values()], format="extxyz")
+scan = {key: {k: v for k, v in runs[key].items() if k != "frames"} for key in map(temperature_key, d["temperatures_K"])}
+write_json(snakemake.output.npt, {
+    "n_atoms": len(start), "pressure_bar": d["pressure_bar"], "duration_fs": d["duration_fs"],
+    "equilibration_fs": d["equilibration_fs"], "runs": scan,
+    "state_points": {key: {k: v for k, v in point.items() if k != "frame"} for key, point in points.items()},
+})
+for key, point in points.items():
+    print(f"state point {key} K: {point['density_g_cm3']:.4f} g/cm^3 ({point['density_source']})", flush=True)

@@ -13,7 +13,8 @@ for info in snakemake.input.training:
     model_dir = Path(info).parent
     key = model_key(model_dir)
     coverage = f"results/{key['system']}/selection/{key['method']}/seed{key['seed']}_coverage.json"
-    rows.append(summary_row(model_dir, snakemake.params.labellers[key["system"]], coverage, reference_npt[key["system"]]))
+    rows.append(summary_row(model_dir, snakemake.params.labellers[key["system"]], coverage, reference_npt[key["system"]],
+                            snakemake.params.experiments[key["system"]]))
 summary = pd.DataFrame(rows).sort_values(["system", "method", "n_train", "seed"])
 summary.to_csv(snakemake.output[0], index=False)
 print(summary.to_string(index=False), flush=True)
