@@ -53,6 +53,8 @@ rule label_cost_estimate:
         n_pool=n_frames(config, "pool"),
         n_select=n_select(config),
         n_selections=len(SWEEP["methods"]) * len(SWEEP["seeds"]),
+        n_full=FULL_N or 0,  # the upper-bound arm's training set, one per seed
+        n_seeds=len(SWEEP["seeds"]),
     log:
         "logs/{system}/label_cost_estimate.log",
     conda:

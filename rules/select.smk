@@ -24,7 +24,7 @@ checkpoint select:
     output:
         "results/{system}/selection/{method}/seed{seed}.json",
     params:
-        n=n_select(config),
+        n=selection_length,
         options=lambda w: config.get("selection", {}).get(w.method, {}),
     log:
         "logs/{system}/select_{method}_seed{seed}.log",

@@ -136,7 +136,7 @@ def test_declared_inputs():
 def test_registry_names_and_knobs():
     assert set(METHODS) == {
         "random", "uniform_time", "uniform_energy", "atomic_energy", "force",
-        "fps", "kmeans", "cur", "dopt", "rnd", "qbc",
+        "fps", "kmeans", "cur", "dopt", "rnd", "qbc", "full",
     }  # fmt: skip
     assert make_selector("rnd", seed=2, hidden=(8,), steps_per_pick=3).hidden == (8,)
     assert make_selector("kmeans", max_iter=7).max_iter == 7
@@ -150,8 +150,14 @@ def test_registry_names_and_knobs():
         make_selector("rnd", distance="cosine_similarity")
 
 
+def test_the_full_arm_orders_every_pool_frame():
+    picks = make_selector("full", seed=3).select(POOL, N_FRAMES)
+    assert sorted(picks.tolist()) == list(range(N_FRAMES))
+    assert picks.tolist() != list(range(N_FRAMES))  # a seeded order: prefixes are random subsets
+
+
 def test_seed_changes_the_seeded_methods_only():
-    for method in ("random", "rnd", "qbc"):
+    for method in ("random", "rnd", "qbc", "full"):
         assert selection(method, N_PICKS, 0) != selection(method, N_PICKS, 1), method
     for method in ("uniform_time", "uniform_energy", "fps", "cur", "dopt", "atomic_energy", "force"):
         assert selection(method, N_PICKS, 0) == selection(method, N_PICKS, 1), method

@@ -4,7 +4,7 @@ For each (system, labeller, method) the sweep gives, per training-set size n, on
 is a criterion on the seeds at one n (:data:`CRITERIA`):
 
 * ``force_l4``: the mean over seeds of the test force L4 error is at most ``targets.force_l4_eV_A``;
-* ``stable_md``: the fraction of seeds whose NVT run and every NPT run were stable is at least
+* ``stable_md``: the fraction of seeds whose NVT run, stress run and every NPT run were stable is at least
   ``targets.stable_fraction``;
 * ``density``: the fraction of seeds whose NPT density error is within ``targets.density_rel_error`` at
   every validated temperature is at least ``targets.stable_fraction``.
@@ -37,14 +37,15 @@ def _force_l4(rows) -> np.ndarray:
 
 def _stable(rows) -> np.ndarray:
     ok = rows["stable"].astype(bool)
-    if "npt_stable" in rows:
-        ok &= rows["npt_stable"].astype(bool)
+    for column in ("stress_stable", "npt_stable"):
+        if column in rows:
+            ok &= rows[column].fillna(False).astype(bool)
     return ok.to_numpy(dtype=float)
 
 
 def _density_within(bound: float):
     def value(rows) -> np.ndarray:
-        columns = [c for c in rows.columns if c.startswith("density_") and c.endswith("_rel_error")]
+        columns = [c for c in rows.columns if c.startswith("density_") and c.endswith("_rel_error_vs_teacher")]
         if not columns:
             return np.full(len(rows), np.nan)
         errors = rows[columns].abs().to_numpy(dtype=float)
@@ -69,7 +70,7 @@ def criteria(targets: dict) -> dict:
 #: what each criterion means, for the verdict's text
 CRITERIA = {
     "force_l4": "mean force L4 error <= {force_l4_eV_A:g} eV/A",
-    "stable_md": "NVT and NPT stable in >= {stable_fraction:.0%} of seeds",
+    "stable_md": "NVT, stress and NPT runs stable in >= {stable_fraction:.0%} of seeds",
     "density": "density within {density_rel_error:.0%} at every temperature in >= {stable_fraction:.0%} of seeds",
 }
 
@@ -226,8 +227,12 @@ def write_verdict(summary, out_dir, settings: dict) -> dict:
     from .comparisons import paired_comparisons, seed_statistics
     from .verdict_text import verdict_markdown
 
+    from .upper_bound import FULL_ARM
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    full = summary[summary["method"] == FULL_ARM]
+    summary = summary[summary["method"] != FULL_ARM]  # the upper bound is reported, not ranked
     table = labels_to_target(summary, settings["targets"], settings["baseline_method"], settings["n_bootstrap"])
     comparisons = paired_comparisons(summary, alpha=settings["alpha"])
     paths = {"verdict_csv": out_dir / "verdict.csv", "verdict_md": out_dir / "verdict.md",
@@ -235,7 +240,7 @@ def write_verdict(summary, out_dir, settings: dict) -> dict:
     table.to_csv(paths["verdict_csv"], index=False)
     comparisons.to_csv(paths["comparisons"], index=False)
     seed_statistics(summary).to_csv(paths["seed_statistics"], index=False)
-    paths["verdict_md"].write_text(verdict_markdown(table, comparisons, summary, settings) + "\n")
+    paths["verdict_md"].write_text(verdict_markdown(table, comparisons, summary, settings, full) + "\n")
     return paths
 
 
@@ -246,7 +251,7 @@ def main(argv=None) -> None:
 
     import pandas as pd
 
-    from .config import report_settings
+    from .config import SCHEMA, report_settings
 
     parser = argparse.ArgumentParser(prog="python -m confselect.verdict", description=main.__doc__)
     parser.add_argument("summary", type=Path, help="a summary.csv of the workflow")
@@ -254,8 +259,7 @@ def main(argv=None) -> None:
     parser.add_argument("--config", type=Path, default=None,
                         help="config whose `report` section sets the targets (default: the schema's defaults)")
     args = parser.parse_args(argv)
-    schema = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
-    settings = report_settings(schema, args.config)
+    settings = report_settings(SCHEMA, args.config)
     summary = pd.read_csv(args.summary)
     for path in write_verdict(summary, args.out_dir, settings).values():
         print(path)

@@ -46,9 +46,10 @@ def _ratio_bound(row: dict) -> float:
     return row["n_max"] / n if np.isfinite(n) and n > 0 else row["n_max"] / max(row["n_min"], 1)
 
 
-def verdict_markdown(table, comparisons, summary, settings: dict) -> str:
+def verdict_markdown(table, comparisons, summary, settings: dict, full=None) -> str:
     """The verdict's text: per (system, labeller) a sentence per target and one table, then what the paired
-    tests allow; every number in it comes from ``table`` (:func:`labels_to_target`) and ``comparisons``."""
+    tests allow, then the upper-bound arm (``full``: its summary rows) if it ran; every number in it comes
+    from ``table`` (:func:`labels_to_target`), ``comparisons`` and those rows."""
     from .comparisons import seeds_needed
 
     baseline = settings["baseline_method"]
@@ -58,7 +59,7 @@ def verdict_markdown(table, comparisons, summary, settings: dict) -> str:
         seeds = sorted(data["seed"].unique())
         sizes = sorted(data["n_train"].unique())
         lines += [f"## {system}, {labeller} labels", "",
-                  f"{len(seeds)} seed(s) ({', '.join(str(s) for s in seeds)}), training-set sizes "
+                  f"{_model_sentence(data)}{len(seeds)} seed(s) ({', '.join(str(s) for s in seeds)}), training-set sizes "
                   f"{', '.join(str(n) for n in sizes)}, methods {', '.join(sorted(block['method'].unique()))}. "
                   f"Intervals: {100 * CONFIDENCE:g} %, percentile bootstrap over whole seeds ({settings['n_bootstrap']} "
                   "resamplings).", ""]
@@ -83,7 +84,39 @@ def verdict_markdown(table, comparisons, summary, settings: dict) -> str:
             if len(comparisons) else comparisons
         lines += [_paired_sentence(pairs, settings["alpha"], seeds_needed(settings["alpha"], max(len(comparisons), 1))),
                   ""]
+        if full is not None and len(full):
+            lines += [_upper_bound_sentence(full[(full["system"] == system) & (full["labeller"] == labeller)]), ""]
     return "\n".join(lines)
+
+
+def _model_sentence(data) -> str:
+    """Which model and validation protocol the numbers belong to (repulsion, NVT length and state point)."""
+    parts = []
+    if "repulsion" in data and data["repulsion"].notna().any():
+        kinds = sorted(set(data["repulsion"].dropna()))
+        parts.append("SchNet " + " / ".join("with the ZBL wall" if k == "zbl" else "without a repulsive prior"
+                                            if k == "none" else k for k in kinds))
+    if "nvt_duration_fs" in data and data["nvt_duration_fs"].notna().any():
+        parts.append(f"NVT {data['nvt_duration_fs'].max() / 1000:g} ps")
+    if "nvt_density_source" in data and data["nvt_density_source"].notna().any():
+        parts.append(f"at {data['nvt_temperature_K'].max():g} K and {data['nvt_density_g_cm3'].max():.4g} g/cm^3 "
+                     f"({data['nvt_density_source'].dropna().iloc[0]})")
+    return ("; ".join(parts) + ". ") if parts else ""
+
+
+def _upper_bound_sentence(rows) -> str:
+    """What the model trained on the whole pool reaches: if it misses a target, no selection will."""
+    if not len(rows):
+        return ""
+    k = len(rows)
+    stable = rows["stable"].astype(bool)
+    for column in ("stress_stable", "npt_stable"):
+        if column in rows:
+            stable &= rows[column].fillna(False).astype(bool)
+    l4 = rows["force_l4_eV_A"].astype(float)
+    return (f"**Upper bound** (method full, n = {int(rows['n_train'].max())}, the whole pool): force L4 "
+            f"{l4.mean():.3g} eV/A (mean of {k} seed(s)), stable NVT, stress and NPT in {int(stable.sum())} of {k}. "
+            "A target the upper bound misses is the model's limit, not the selection's.")
 
 
 def _verdict_table(block, baseline: str) -> str:

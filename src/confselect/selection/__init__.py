@@ -7,6 +7,7 @@ from .cur import CURSelector
 from .dopt import DOptimalSelector
 from .force import ForceSelector
 from .fps import FPSSelector
+from .full import FULL_ARM, FullPoolSelector
 from .kmeans import KMeansSelector
 from .qbc import QBCSelector
 from .random import RandomSelector
@@ -28,6 +29,7 @@ METHODS: dict[str, type[Selector]] = {
         DOptimalSelector,
         RNDSelector,
         QBCSelector,
+        FullPoolSelector,
     )
 }
 
@@ -41,4 +43,4 @@ def make_selector(method: str, seed: int = 0, **params) -> Selector:
     return cls(seed=seed, **params)
 
 
-__all__ = ["METHODS", "PoolFeatures", "SelectionError", "Selector", "coverage", "make_selector"]
+__all__ = ["FULL_ARM", "METHODS", "PoolFeatures", "SelectionError", "Selector", "coverage", "make_selector"]
