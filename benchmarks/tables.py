@@ -2,10 +2,12 @@
 
     python benchmarks/bench_training.py > benchmarks/results/training.json
     python benchmarks/bench_mlmd.py > benchmarks/results/mlmd.json
-    python benchmarks/tables.py --update README.md     # rewrites the tables between the README's markers
+    python benchmarks/stability_figures.py zbl=results plain=/tmp/plain/results > benchmarks/results/stability.json
+    python benchmarks/tables.py --update README.md docs/validation.md   # rewrites the tables between markers
 
-Each table sits between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` in the README and is made from
-``benchmarks/results/NAME.json`` by this script alone, so the figures quoted are those of the last run.
+Each table sits between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` in a document and is made from
+``benchmarks/results/NAME.json`` (``stability`` gives two, ``stability`` and ``stability_transition``) by this
+script alone, so the figures quoted are those of the last run.
 """
 
 from __future__ import annotations
@@ -79,26 +81,99 @@ def mlmd_table(data: dict) -> str:
     return "\n".join(lines)
 
 
-TABLES = {"training": training_table, "mlmd": mlmd_table}
+CRITERIA = (
+    ("max_force_eV_A", "max force (eV/A)", "max", "max_force_eV_A"),
+    ("min_distance_A", "min distance (A)", "min", "min_distance_A"),
+    ("conserved_drift_meV_atom_ps", "conserved drift (meV/atom/ps)", "absmax", "max_conserved_drift_meV_atom_ps"),
+    ("max_temperature_drift_K", "running-mean T offset (K)", "max", "max_temperature_drift_K"),
+)
 
 
-def update(readme: Path) -> None:
+def _extreme(values, how):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    if how == "min":
+        return min(values)
+    if how == "absmax":
+        return max(values, key=abs)
+    return max(values)
+
+
+def stability_table(data: dict) -> str:
+    """Per criterion: the limit, the teacher's figure in its NVT and stress runs, and the extreme figure over
+    the models that passed and over those that failed (any arm), each NVT run measured over its whole length."""
+    teacher = data["teacher"]
+    models = data["models"]
+    lines = [
+        f"{data['system']}; teacher NVT {teacher['nvt']['temperature_K']:g} K ({teacher['nvt']['duration_fs'] / 1000:g} ps)"
+        + (f", teacher stress {teacher['stress']['temperature_K']:g} K ({teacher['stress']['duration_fs'] / 1000:g} ps)"
+           if "stress" in teacher else "")
+        + f"; {len(models)} models. Extremes over runs; a failed run's figure is taken up to where it stopped.",
+        "",
+        "| criterion | limit | teacher NVT | teacher stress | models, stable NVT | models, failed NVT or stress |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for key, label, how, limit in CRITERIA:
+        stable = [m.get(f"nvt_{key}") for m in models if m["nvt_stable"]]
+        stable += [m.get(f"stress_{key}") for m in models if m.get("stress_stable")]
+        failed = [m.get(f"nvt_{key}") for m in models if not m["nvt_stable"]]
+        failed += [m.get(f"stress_{key}") for m in models if m.get("stress_stable") is False]
+        lines.append(f"| {label} | {data['thresholds'][limit]:g} | {_f(teacher['nvt'].get(key))} "
+                     f"| {_f(teacher.get('stress', {}).get(key))} | {_f(_extreme(stable, how))} "
+                     f"| {_f(_extreme(failed, how))} |")
+    volumes = [m["npt_max_volume_change"] for m in models]
+    lines.append(f"| NPT volume change | {data['thresholds']['max_volume_change']:g} | - | - "
+                 f"| {_f(_extreme([v for m, v in zip(models, volumes) if m['npt_stable']], 'max'))} "
+                 f"| {_f(_extreme([v for m, v in zip(models, volumes) if not m['npt_stable']], 'max'))} |")
+    return "\n".join(lines)
+
+
+def _first_reason(model: dict) -> str:
+    for key in ("nvt_reason", "stress_reason"):
+        if model.get(key):
+            return model[key].split(" at t =")[0].split(" over t =")[0]
+    return "; ".join(sorted({r.split(" at t =")[0] for r in model["npt_reasons"]}))
+
+
+def transition_table(data: dict) -> str:
+    """Per arm, method and training-set size: the NVT, stress and NPT verdicts, the NVT time survived and
+    the first failure's reason: where models start to run stable MD."""
+    lines = ["| arm (repulsion) | method | n | NVT | stress | NPT | NVT time survived (ps) | first failure |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    mark = {True: "stable", False: "failed", None: "-"}
+    for m in sorted(data["models"], key=lambda m: (m["arm"], m["method"], m["n_train"], m["seed"])):
+        lines.append(f"| {m['arm']} ({m['repulsion']}) | {m['method']} | {m['n_train']} | {mark[m['nvt_stable']]} "
+                     f"| {mark[m.get('stress_stable')]} | {mark[m['npt_stable']]} "
+                     f"| {m['nvt_time_survived_fs'] / 1000:.1f} of {m['nvt_duration_fs'] / 1000:g} | {_first_reason(m) or '-'} |")
+    return "\n".join(lines)
+
+
+TABLES = {"training": training_table, "mlmd": mlmd_table, "stability": stability_table}
+#: Tables made from another table's JSON: name -> (source JSON, maker).
+DERIVED = {"stability_transition": ("stability", transition_table)}
+
+
+def update(document: Path) -> None:
+    """Rewrite every table whose markers ``document`` holds (and whose JSON exists)."""
     from confselect.readme import replace_block
 
-    text = readme.read_text()
-    for name, make in TABLES.items():
-        path = RESULTS / f"{name}.json"
-        if path.exists():
-            text = replace_block(text, f"bench:{name}", make(json.loads(path.read_text())), str(readme))
-    readme.write_text(text)
+    text = document.read_text()
+    makers = {name: (name, make) for name, make in TABLES.items()} | DERIVED
+    for name, (source, make) in makers.items():
+        path = RESULTS / f"{source}.json"
+        if path.exists() and f"<!-- bench:{name} -->" in text:
+            text = replace_block(text, f"bench:{name}", make(json.loads(path.read_text())), str(document))
+    document.write_text(text)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--update", type=Path, help="rewrite the tables between the markers of this file")
+    parser.add_argument("--update", type=Path, nargs="+", help="rewrite the tables between the markers of these files")
     args = parser.parse_args()
     if args.update:
-        update(args.update)
+        for document in args.update:
+            update(document)
         return
     for name, make in TABLES.items():
         path = RESULTS / f"{name}.json"

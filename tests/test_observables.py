@@ -4,35 +4,10 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
-from scipy import constants
 
 from confselect import observables as ob
 
 L_BOX = 20.0  # A
-
-
-def _random_walk_frames(n_steps, d_by_species, n_each, dt_fs, seed, box_A=L_BOX, drift_A_fs=None):
-    """Wrapped frames of independent Gaussian random walks, step variance 2 D dt per dimension."""
-    rng = np.random.default_rng(seed)
-    symbols = [s for s in d_by_species for _ in range(n_each)]
-    d = np.repeat(np.array(list(d_by_species.values()), dtype=float), n_each)
-    steps = rng.normal(size=(n_steps - 1, len(symbols), 3)) * np.sqrt(2.0 * d * dt_fs)[None, :, None]
-    path = np.concatenate([np.zeros((1, len(symbols), 3)), np.cumsum(steps, axis=0)])
-    path += rng.uniform(0.0, box_A, size=(1, len(symbols), 3))
-    if drift_A_fs is not None:
-        path += np.arange(n_steps)[:, None, None] * dt_fs * np.asarray(drift_A_fs)
-    return [Atoms(symbols, positions=p % box_A, cell=[box_A] * 3, pbc=True) for p in path]
-
-
-def _d_after_com_removal(d_by_species, n_each):
-    """Expected D (A^2/fs) of independent walkers measured relative to their mass-weighted centre of mass.
-
-    For r_i - R with R = sum_j m_j r_j / M: D_i' = D_i (1 - 2 m_i / M) + sum_j m_j^2 D_j / M^2.
-    """
-    masses = {s: Atoms(s).get_masses()[0] for s in d_by_species}
-    total = n_each * sum(masses.values())
-    common = n_each * sum(masses[s] ** 2 * d for s, d in d_by_species.items()) / total**2
-    return {s: d * (1 - 2 * masses[s] / total) + common for s, d in d_by_species.items()}
 
 
 # ------------------------------------------------------------------------------------------------ block averages
