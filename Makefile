@@ -29,9 +29,15 @@ debian:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# The demo times itself: results/report/demo_time.json (wall seconds, cores, whether results/ was empty at
+# the start), which `python -m confselect.readme README.md` quotes.
 demo: venv
-	$(SNAKEMAKE) --cores $(CORES)
-	$(SNAKEMAKE) --cores $(CORES) --report results/report/report.html
+	@empty=$$([ -e results ] && echo false || echo true); start=$$(date +%s); \
+	$(SNAKEMAKE) --cores $(CORES) && \
+	$(SNAKEMAKE) --cores $(CORES) --report results/report/report.html && \
+	printf '{"wall_s": %d, "cores": %d, "from_empty_results": %s, "date": "%s"}\n' \
+	  $$(( $$(date +%s) - start )) $(CORES) $$empty "$$(date -u +%Y-%m-%d)" > results/report/demo_time.json && \
+	cat results/report/demo_time.json
 
 # The report page of the last run, and a screenshot of it (headless Chromium) to check it renders; no
 # Debian packages are installed for it (a cluster login node may have no chromium: the page is still made).

@@ -180,6 +180,26 @@ def test_command_line_rejudges_a_summary_with_the_configs_targets(tmp_path):
     assert (tight > loose).all()
 
 
+def test_the_readme_quotes_the_demo_time_only_from_an_empty_start(tmp_path):
+    import json
+
+    from confselect.readme import update
+
+    summary = synthetic({"random": 1.0, "rnd": 4.0}, range(3), np.random.default_rng(9), sizes=[8, 16, 32])
+    summary.to_csv(tmp_path / "summary.csv", index=False)
+    write_verdict(summary, tmp_path, SETTINGS)
+    readme = tmp_path / "README.md"
+    blocks = "".join(f"<!-- results:{b} -->\nold {b}\n<!-- /results:{b} -->\n" for b in ("summary", "verdict", "demo_time"))
+    readme.write_text(blocks)
+    record = {"wall_s": 1234.4, "cores": 2, "from_empty_results": False, "date": "2026-12-06"}
+    (tmp_path / "demo_time.json").write_text(json.dumps(record))
+    update(readme, tmp_path)
+    assert "old demo_time" in readme.read_text()  # a rerun over existing results is not the demo's time
+    (tmp_path / "demo_time.json").write_text(json.dumps({**record, "from_empty_results": True}))
+    update(readme, tmp_path)
+    assert "old demo_time" not in readme.read_text() and "**20 min 34 s** on 2 cores" in readme.read_text()
+
+
 def test_the_readme_result_blocks_are_regenerated_from_a_run(tmp_path):
     from confselect.readme import update
 

@@ -4,7 +4,9 @@
     python -m confselect.readme README.md --results DIR   # another run's report directory
 
 Each generated block sits between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``:
-``summary`` (per method and size, from ``summary.csv``) and ``verdict`` (``verdict.md`` without its title).
+``summary`` (per method and size, from ``summary.csv``), ``verdict`` (``verdict.md`` without its title) and
+``demo_time`` (the wall time ``make demo`` measured and wrote to ``demo_time.json``, filled only when that
+run started from an empty ``results/``).
 ``benchmarks/tables.py`` fills the ``bench:NAME`` blocks the same way (:func:`replace_block`).
 """
 
@@ -53,10 +55,27 @@ def summary_table(summary) -> str:
     return "\n".join(lines)
 
 
+def demo_time_text(record: dict) -> str | None:
+    """The README's sentence on how long ``make demo`` took, from its own record (None for a rerun)."""
+    if not record.get("from_empty_results"):
+        return None
+    minutes, seconds = divmod(int(round(record["wall_s"])), 60)
+    return (f"`make demo` itself measured **{minutes} min {seconds:02d} s** on {record['cores']} cores "
+            f"({record['date']}; from an empty `results/`, the venv already installed; `results/report/demo_time.json`).")
+
+
 def update(readme: Path, results: Path) -> None:
+    import json
+
     import pandas as pd
 
     text = readme.read_text()
+    timing = results / "demo_time.json"
+    sentence = demo_time_text(json.loads(timing.read_text())) if timing.exists() else None
+    if sentence is None:
+        print(f"{timing}: no timing of a demo from an empty results/ directory; the README's demo time is kept")
+    else:
+        text = replace_block(text, "results:demo_time", sentence, str(readme))
     text = replace_block(text, "results:summary", summary_table(pd.read_csv(results / "summary.csv")), str(readme))
     verdict = (results / "verdict.md").read_text().split("\n", 1)[1].lstrip("\n")
     # the README has its own headings: the verdict's become bold lines
