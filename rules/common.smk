@@ -14,6 +14,7 @@ from confselect.config import (
     ConfigError,
     check_config,
     full_arm_size,
+    label_identity,
     labeller_id,
     labeller_settings,
     n_frames,

@@ -5,7 +5,9 @@ rule label:
     output:
         "results/{system}/labels/{labeller}/{role}/{frame}.extxyz",
     params:
-        labeller=lambda w: labeller_settings(config, w.system),
+        # Only what changes the numbers: a new executable, launcher, thread count or time limit is no
+        # reason to compute a label again (the script reads those from the config).
+        labeller=lambda w: label_identity(config, w.system),
         store=config["labelling"]["store"],
     log:
         "logs/{system}/labels/{labeller}/{role}_{frame}.log",
