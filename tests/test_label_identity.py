@@ -13,7 +13,8 @@ from ase.io import read, write
 from conftest import REPO
 from confselect.config import SCHEMA, labeller_id, machine_setting_names, validate_config
 from confselect.labelling import LabelFailure, failure_record
-from confselect.labelling.store import LabelStore, configuration_key, import_labels, main
+from confselect.labelling.store import LabelStore, configuration_key
+from confselect.labelling.store_import import import_labels, main
 
 SCHEMA_DOC = yaml.safe_load(SCHEMA.read_text())
 LABELLER_SECTIONS = SCHEMA_DOC["properties"]["labelling"]["properties"]
@@ -145,6 +146,6 @@ def test_import_command_reads_the_workflow_config(tmp_path, capsys):
     source = tmp_path / "in" / f"{configuration_key(salt())}.extxyz"
     source.parent.mkdir()
     write(source, labelled(salt(), labeller=target), format="extxyz")
-    assert main(["import", str(tmp_path / "in"), "--configfile", str(config), "--system", "NaCl"]) == 0
+    assert main([str(tmp_path / "in"), "--configfile", str(config), "--system", "NaCl"]) == 0
     assert "imported 1" in capsys.readouterr().out
     assert LabelStore(tmp_path / "store", target).get(salt()) is not None

@@ -12,19 +12,25 @@ The labeller id names the physics only (:func:`confselect.config.labeller_id`), 
 machines as it is. Labels computed elsewhere (another store, or a run's ``results/<system>/labels/<id>/``)
 are brought in with
 
-    python -m confselect.labelling.store import SOURCE [SOURCE ...] --configfile CONFIG --system NAME
+    python -m confselect.labelling.store_import SOURCE [SOURCE ...] --configfile CONFIG --system NAME
 
-which checks every file before it enters the store (:func:`import_labels`).
+which checks every file before it enters the store (:mod:`confselect.labelling.store_import`).
+
+Two jobs may ask for the same frame at once: a rerun started while the jobs of a killed run still run on
+the cluster, or two workflows sharing one store. A job computes a frame only under its claim
+(:meth:`LabelStore.claim`), a lock file beside the entry; a second job waits for the first one's label
+instead of computing it again.
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import hashlib
+import json
 import os
-import re
-import sys
-from dataclasses import dataclass, field
+import socket
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +44,10 @@ def configuration_key(atoms) -> str:
     digest.update(np.round(np.asarray(atoms.cell.array, dtype=float), 6).tobytes())
     digest.update(np.asarray(atoms.pbc, dtype=bool).tobytes())
     return digest.hexdigest()
+
+
+#: A claim not touched for this long belongs to a job that is gone (s); the holder touches it every tenth.
+STALE_AFTER_S = 600.0
 
 
 class LabelStore:
@@ -55,137 +65,105 @@ class LabelStore:
         return path if path.exists() else None
 
     def put(self, labelled, original=None) -> Path:
-        """Store ``labelled`` under the key of ``original`` (default: of ``labelled`` itself)."""
-        from ase.io import write
+        """Store ``labelled`` under the key of ``original`` (default: of ``labelled`` itself).
+
+        A stored label is never replaced (the stored path is returned); a stored failure record is.
+        """
+        from ase.io import read, write
 
         path = self.path(original if original is not None else labelled)
+        if path.exists() and read(path, format="extxyz").info.get("label_status") != "failed":
+            return path
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
         write(tmp, labelled, format="extxyz")
         os.replace(tmp, path)
         return path
 
+    @contextlib.contextmanager
+    def claim(self, atoms, stale_after_s: float = STALE_AFTER_S, poll_s: float = 5.0, log=print):
+        """Hold the right to compute ``atoms``'s label; wait while another job holds it.
 
-#: A labeller id as :func:`confselect.config.labeller_id` writes it, as a path component.
-LABELLER_ID = re.compile(r"^[a-z0-9_]+-[0-9a-f]{8}$")
-KEY = re.compile(r"^[0-9a-f]{64}$")
-
-
-@dataclass
-class ImportReport:
-    """What :func:`import_labels` did with each source file."""
-
-    imported: list = field(default_factory=list)
-    replaced_failures: list = field(default_factory=list)
-    already_stored: list = field(default_factory=list)
-    rejected: list = field(default_factory=list)  # (path, reason)
-
-    def summary(self) -> str:
-        lines = [f"imported {len(self.imported)}, replaced failure records {len(self.replaced_failures)}, "
-                 f"already stored {len(self.already_stored)}, rejected {len(self.rejected)}"]
-        lines += [f"  rejected {path}: {reason}" for path, reason in self.rejected]
-        return "\n".join(lines)
-
-
-def is_failure(atoms) -> bool:
-    return atoms.info.get("label_status") == "failed"
-
-
-def source_labeller_id(path: Path, atoms) -> str | None:
-    """The labeller id a label was made under: recorded in the label, else the nearest path component that
-    reads as one (a store's ``<root>/<id>/`` or a run's ``labels/<id>/``)."""
-    recorded = atoms.info.get("labeller_id")
-    if recorded:
-        return str(recorded)
-    return next((part for part in reversed(path.parts[:-1]) if LABELLER_ID.match(part)), None)
-
-
-def check_label(path: Path, atoms, labeller_id: str, accept_ids=()) -> str | None:
-    """Why the label in ``path`` may not enter the store of ``labeller_id`` (None if it may)."""
-    import numpy as np
-
-    made_under = source_labeller_id(path, atoms)
-    if made_under is None:
-        return "no labeller id recorded in the label or its path (name the source's with --accept)"
-    if made_under != labeller_id and made_under not in accept_ids:
-        return (f"made under labeller {made_under}, this store holds {labeller_id} (other physics; "
-                "--accept ID imports it anyway if the two settings are known to be equal)")
-    if KEY.match(path.stem) and path.stem != configuration_key(atoms):
-        return "its configuration does not hash to its file name: the file was changed after it was stored"
-    if is_failure(atoms):
-        if atoms.info.get("label_transient"):
-            return "a transient failure record (time limit, killed job): it says nothing about the frame"
-        return None
-    try:
-        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-    except Exception:  # noqa: BLE001 - any reader problem means no usable label
-        return "no energy and forces in the file"
-    if forces.shape != (len(atoms), 3) or not (np.isfinite(energy) and np.all(np.isfinite(forces))):
-        return "energy or forces missing or not finite"
-    return None
-
-
-def import_labels(sources, store: LabelStore, labeller_id: str, accept_ids=()) -> ImportReport:
-    """Copy the labels found in ``sources`` (files or directories, searched for ``*.extxyz``) into ``store``.
-
-    Each file is checked first (:func:`check_label`): the labeller id it was made under must be the store's
-    (or named in ``accept_ids``), a file stored under its configuration hash must still hash to that name,
-    and a label must hold finite energy and forces for every atom. A stored label is never replaced; a
-    stored failure record is replaced by a label. Nothing is computed.
-    """
-    from ase.io import read
-
-    report = ImportReport()
-    files = []
-    for source in map(Path, sources):
-        files += sorted(source.rglob("*.extxyz")) if source.is_dir() else [source]
-    for path in files:
-        try:
-            atoms = read(path, format="extxyz")
-        except Exception as err:  # noqa: BLE001 - an unreadable file is rejected, the import goes on
-            report.rejected.append((str(path), f"unreadable: {err}"))
-            continue
-        reason = check_label(path, atoms, labeller_id, accept_ids)
-        if reason is not None:
-            report.rejected.append((str(path), reason))
-            continue
-        existing = store.get(atoms)
-        if existing is not None:
-            if is_failure(read(existing, format="extxyz")) and not is_failure(atoms):
-                report.replaced_failures.append(str(path))
-            else:
-                report.already_stored.append(str(path))
+        The claim is a lock file beside the entry, created exclusively (``O_CREAT | O_EXCL``, atomic on local
+        file systems and on NFS v3 and later) and touched every ``stale_after_s / 10`` s while held. A claim
+        is taken over when its holder is gone: a process of this host that no longer exists, or a lock not
+        touched for ``stale_after_s`` (a job killed on another node). Returns once the claim is held, or
+        once the label appeared while waiting: callers check :meth:`get` again inside the block.
+        """
+        lock = self.path(atoms).with_suffix(".lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        owner = {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
+        waited_since, next_note = None, 0.0
+        while True:
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if self.get(atoms) is not None:
+                    yield False
+                    return
+                holder = _read_owner(lock)
+                if _holder_gone(lock, holder, stale_after_s):
+                    _remove_stale(lock, holder)
+                    continue
+                now = time.time()
+                waited_since = waited_since or now
+                if now >= next_note:
+                    log(f"waiting for {lock.stem[:12]}: being labelled by {holder} ({now - waited_since:.0f} s)", flush=True)
+                    next_note = now + 60.0
+                time.sleep(poll_s)
                 continue
-        else:
-            report.imported.append(str(path))
-        atoms.info["labeller_id"] = labeller_id
-        store.put(atoms)
-    return report
+            with os.fdopen(fd, "w") as handle:
+                json.dump(owner, handle)
+            stop = threading.Event()
+            beat = threading.Thread(target=_heartbeat, args=(lock, stop, stale_after_s / 10.0), daemon=True)
+            beat.start()
+            try:
+                yield True
+            finally:
+                stop.set()
+                beat.join()
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(lock)
+            return
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m confselect.labelling.store",
-        description="Import labels computed elsewhere into this workflow's label store.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    cmd = sub.add_parser("import", help="check label files and copy them into the store")
-    cmd.add_argument("sources", nargs="+", help="label files or directories (a store, or results/<system>/labels/<id>)")
-    cmd.add_argument("--configfile", nargs="*", default=[], help="config files merged over config/config.yaml, as given to snakemake")
-    cmd.add_argument("--system", required=True, help="system whose labeller the labels belong to")
-    cmd.add_argument("--accept", action="append", default=[], metavar="ID",
-                     help="also accept labels made under this labeller id (settings known to be equal)")
-    args = parser.parse_args(argv)
-
-    from ..config import labeller_id, load_config
-
-    config = load_config(args.configfile)
-    if args.system not in config["systems"]:
-        parser.error(f"--system {args.system}: not under 'systems' of the config (defined: {sorted(config['systems'])})")
-    target = labeller_id(config, args.system)
-    report = import_labels(args.sources, LabelStore(config["labelling"]["store"], target), target, args.accept)
-    print(f"store {config['labelling']['store']}/{target}: {report.summary()}")
-    return 1 if report.rejected else 0
+def _read_owner(lock: Path) -> dict:
+    try:
+        return json.loads(lock.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}  # being written right now, or just removed
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _holder_gone(lock: Path, holder: dict, stale_after_s: float) -> bool:
+    if holder.get("host") == socket.gethostname() and holder.get("pid"):
+        try:
+            os.kill(int(holder["pid"]), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+    try:
+        return time.time() - lock.stat().st_mtime > stale_after_s
+    except FileNotFoundError:
+        return False
+
+
+def _remove_stale(lock: Path, holder: dict) -> None:
+    """Move a stale claim aside, unless another waiter replaced it with a live one in the meantime."""
+    aside = lock.with_name(f"{lock.name}.stale.{os.getpid()}")
+    try:
+        os.rename(lock, aside)
+    except FileNotFoundError:
+        return
+    if _read_owner(aside) != holder:  # not the claim judged stale: put it back if the place is free
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, lock)
+    os.unlink(aside)
+
+
+def _heartbeat(lock: Path, stop: threading.Event, every_s: float) -> None:
+    while not stop.wait(every_s):
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(lock)
+
+
