@@ -129,6 +129,17 @@ def model_dirs():
     return dirs
 
 
+def selection_files():
+    """Every selection of the sweep, the upper-bound arm's included."""
+    methods = list(SWEEP["methods"]) + (["full"] if FULL_N is not None else [])
+    return [
+        f"results/{system}/selection/{method}/seed{seed}.json"
+        for system in SWEEP["systems"]
+        for method in methods
+        for seed in SWEEP["seeds"]
+    ]
+
+
 def selection_length(wildcards):
     """How many frames a selection orders: the full arm's size for it, else sweep.n_select."""
     return FULL_N if wildcards.method == "full" and FULL_N is not None else n_select(config)

@@ -2,6 +2,7 @@ rule label:
     """One reference calculation per unique frame and labeller (reused through the label store)."""
     input:
         pool_or_test_frames,
+        ancient("results/selections_complete.txt"),  # see rule selections_complete
     output:
         "results/{system}/labels/{labeller}/{role}/{frame}.extxyz",
     params:
