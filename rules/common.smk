@@ -14,6 +14,7 @@ from confselect.config import (
     ConfigError,
     check_config,
     full_arm_size,
+    label_identity,
     labeller_id,
     labeller_settings,
     n_frames,
@@ -126,6 +127,17 @@ def model_dirs():
     if FULL_N is not None:
         dirs += [f"results/{system}/models/full/n{FULL_N}/seed{seed}" for system in SWEEP["systems"] for seed in SWEEP["seeds"]]
     return dirs
+
+
+def selection_files():
+    """Every selection of the sweep, the upper-bound arm's included."""
+    methods = list(SWEEP["methods"]) + (["full"] if FULL_N is not None else [])
+    return [
+        f"results/{system}/selection/{method}/seed{seed}.json"
+        for system in SWEEP["systems"]
+        for method in methods
+        for seed in SWEEP["seeds"]
+    ]
 
 
 def selection_length(wildcards):

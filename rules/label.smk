@@ -2,10 +2,13 @@ rule label:
     """One reference calculation per unique frame and labeller (reused through the label store)."""
     input:
         pool_or_test_frames,
+        ancient("results/selections_complete.txt"),  # see rule selections_complete
     output:
         "results/{system}/labels/{labeller}/{role}/{frame}.extxyz",
     params:
-        labeller=lambda w: labeller_settings(config, w.system),
+        # Only what changes the numbers: a new executable, launcher, thread count or time limit is no
+        # reason to compute a label again (the script reads those from the config).
+        labeller=lambda w: label_identity(config, w.system),
         store=config["labelling"]["store"],
     log:
         "logs/{system}/labels/{labeller}/{role}_{frame}.log",

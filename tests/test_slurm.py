@@ -6,11 +6,14 @@ three partitions, a fake GPU, no accounting database and no munge; job status go
 a cluster without accounting.  Its one node is declared with more CPUs and memory than this machine has
 (``SlurmdParameters=config_overrides``): Slurm books what the profile asks for, nothing enforces it.
 
-By default (``make test``) the run stops after training, which keeps the test to a few minutes on two
-cores: classical MD, pool features, descriptors, the selection checkpoint, the grouped label jobs and
-training, in one invocation.  That is safe with grouping because every label job it needs depends on the
-one checkpoint.  With ``CONFSELECT_SLURM_TEST_FULL=1`` it runs the whole workflow the way
-docs/cluster.md does (``--until select reference_md``, then everything) and also compares summary.csv.
+By default (``make test``) the run stops after the model's training and its test-set errors, which keeps
+the test to a few minutes on two cores: classical MD, pool features, descriptors, the selection
+checkpoint, the grouped label jobs of the training and the held-out frames, training and test errors, in
+one invocation.  The held-out frames' labels do not depend on the selection, so without the
+``selections_complete`` barrier their group would be in flight when the checkpoint finishes, which is
+when Snakemake 9.27 submits a group a second time; the test counts every label target's Slurm jobs.
+With ``CONFSELECT_SLURM_TEST_FULL=1`` it runs the whole workflow, also in one command, and compares
+summary.csv.
 
 Asserted from Slurm's own records (``scontrol show job``, each job's batch script, and the
 job-completion file read through ``sacct -c``):
@@ -63,14 +66,14 @@ ALL_RULES = {
 }
 FULL = os.environ.get("CONFSELECT_SLURM_TEST_FULL") == "1"
 # Rules the run submits: everything up to training, or the whole workflow.
-RUN_RULES = ALL_RULES if FULL else {"classical_md", "pool_features", "descriptors", "select", "label", "train"}
+RUN_RULES = ALL_RULES if FULL else {"classical_md", "pool_features", "descriptors", "select", "label", "train", "test_errors"}
 # One model: the smallest sweep; two held-out frames are enough for the test errors of the full run.
 SWEEP = {
     "sweep": {"systems": ["NaCl"], "methods": ["random"], "n_train": [4], "seeds": [0]},
     "test": {"frame_interval_fs": 1000.0},
 }
 MODEL = {"system": "NaCl", "method": "random", "n": 4, "seed": 0}
-N_LABELS = 4 + (2 if FULL else 0)
+N_LABELS = 4 + 2  # the training frames and the two held-out frames
 MODEL_DIR = f"results/{MODEL['system']}/models/{MODEL['method']}/n{MODEL['n']}/seed{MODEL['seed']}"
 RUN_TIMEOUT_S = 1200
 
@@ -187,21 +190,62 @@ def _script_running(workdir: Path, script: str) -> bool:
     return False
 
 
+class LabelsInFlight:
+    """Keeps every grouped label job that Slurm has before the selection checkpoint finishes in flight
+    across it: a pending one is held, a running one suspended, until Snakemake has updated the checkpoint's
+    dependencies. That is the moment at which Snakemake 9.27 submits such a group a second time; with fast
+    labels the race would otherwise be won or lost by chance."""
+
+    def __init__(self, log: Path, group: str):
+        self.log, self.group, self.held, self.suspended, self.checkpoint_done = log, group, set(), set(), False
+
+    def poll(self, queue) -> None:
+        if self.checkpoint_done:
+            return
+        if "Updating checkpoint dependencies" in self.log.read_text(errors="replace"):
+            self.checkpoint_done = True
+            time.sleep(3.0)  # let Snakemake act on the update before the labels go on
+            for job_id in self.held:
+                subprocess.run(["scontrol", "release", job_id], capture_output=True, timeout=30)
+            for job_id in self.suspended:
+                subprocess.run(["scontrol", "resume", job_id], capture_output=True, timeout=30)
+            return
+        for job_id, state, comment in queue:
+            # the Slurm plugin comments a group job "rule_<group name>_<its rules>"
+            if not comment.startswith(f"rule_{self.group}_") or job_id in self.suspended:
+                continue
+            if state == "PENDING" and job_id not in self.held:
+                if subprocess.run(["scontrol", "hold", job_id], capture_output=True, timeout=30).returncode == 0:
+                    self.held.add(job_id)
+            elif state == "RUNNING":  # started before the hold took: suspend it
+                if subprocess.run(["scontrol", "suspend", job_id], capture_output=True, timeout=30).returncode == 0:
+                    self.suspended.add(job_id)
+
+    @property
+    def kept(self) -> list[str]:
+        return sorted(self.held | self.suspended)
+
+
 def _run_and_kill_train(cmd, log: Path, workdir: Path, timeout: float, on_train_submitted) -> dict:
     """Run snakemake; cancel the first train job once its training script runs; return what was cancelled.
 
     ``on_train_submitted()`` is called once, when a train job is first in the queue (its labels exist).
+    Label groups queued before the selection checkpoint finishes are kept in flight across it
+    (:class:`LabelsInFlight`).
     """
     killed, seen = {}, False
     deadline = time.time() + timeout
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        in_flight = LabelsInFlight(log, load_profile()["groups"]["label"])
         try:
             while proc.poll() is None:
                 if time.time() > deadline:
                     raise TimeoutError(f"snakemake did not finish within {timeout} s")
+                queue = _squeue()
+                in_flight.poll(queue)
                 if not killed:
-                    for job_id, state, comment in _squeue():
+                    for job_id, state, comment in queue:
                         if not comment.startswith("rule_train_"):
                             continue
                         if not seen:
@@ -217,7 +261,7 @@ def _run_and_kill_train(cmd, log: Path, workdir: Path, timeout: float, on_train_
                 proc.wait(timeout=60)
     if proc.returncode != 0:
         raise AssertionError(f"{shlex.join(cmd)} failed ({proc.returncode}):\n{log.read_text()[-6000:]}")
-    return killed
+    return {**killed, "kept_across_checkpoint": in_flight.kept}
 
 
 def _reference_worker() -> None:
@@ -373,14 +417,7 @@ def slurm_run(tmp_path_factory):
         cluster.start()
         timings = {"cluster_start_s": time.time() - t}
         try:
-            if FULL:
-                t = time.time()
-                logs.append(tmp / "selections.log")
-                _run(_snakemake(workdir, configs, "--until", "select", "reference_md"), logs[-1], RUN_TIMEOUT_S)
-                timings["selections_s"] = time.time() - t
-                targets = ()
-            else:
-                targets = (f"{MODEL_DIR}/training.json",)
+            targets = () if FULL else (f"{MODEL_DIR}/training.json", f"{MODEL_DIR}/test_errors.json")
             t = time.time()
             logs.append(tmp / "run.log")
             killed = _run_and_kill_train(
@@ -403,7 +440,8 @@ def slurm_run(tmp_path_factory):
         timings["reference_wait_s"] = time.time() - t
     finally:
         reference.close()
-    print(f"\nSlurm test timings: {json.dumps({k: round(v, 1) for k, v in timings.items()})}")
+    print(f"\nSlurm test timings: {json.dumps({k: round(v, 1) for k, v in timings.items()})}; "
+          f"label groups kept in flight across the checkpoint: {killed.get('kept_across_checkpoint')}")
     return {
         "profile": profile, "partitions": parts, "workdir": workdir, "jobs": jobs, "killed": killed,
         "jobcomp": jobcomp, "jobcomp_file": jobcomp_file, "config": configs,
@@ -466,14 +504,27 @@ def test_resources_are_the_profiles(slurm_run):
         assert (j["cpus"], j["mem_mb"], j["time_min"]) == expected, j
     labels = _by_rule(slurm_run["jobs"], "label")
     n_labels = sum(j["n_jobs"] for j in labels)
-    assert n_labels == N_LABELS, labels  # each training (and, in the full run, test) frame labelled once
+    assert n_labels == N_LABELS, labels  # each training and test frame labelled once
     assert len(labels) < n_labels, "label jobs were not grouped"
+
+
+@pytest.mark.slurm
+def test_one_command_submits_every_label_job_once(slurm_run):
+    """Grouped label jobs and the selection checkpoint in one invocation: no label target is in two Slurm
+    jobs (Snakemake 9.27 resubmits a group in flight when a checkpoint finishes; the workflow keeps labels
+    behind every selection)."""
+    from collections import Counter
+
+    labels = _by_rule(slurm_run["jobs"], "label")
+    submitted = Counter(t for j in labels for t in j["targets"])
+    assert len(submitted) == N_LABELS, submitted
+    assert max(submitted.values()) == 1, {t: n for t, n in submitted.items() if n > 1}
 
 
 @pytest.mark.slurm
 def test_cancelled_train_job_is_retried_with_more_resources(slurm_run):
     p, killed = slurm_run["profile"], slurm_run["killed"]
-    assert killed, "no running train job was seen to cancel"
+    assert killed.get("job_id"), "no running train job was seen to cancel"
     train = _by_rule(slurm_run["jobs"], "train")
     assert [(j["attempt"], j["state"]) for j in train] == [(1, "CANCELLED"), (2, "COMPLETED")], train
     first, second = train

@@ -7,6 +7,7 @@ one message naming the key before any job starts.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import inspect
 import json
@@ -33,6 +34,19 @@ def _dotted(path) -> str:
     return out or "(top level)"
 
 
+@functools.lru_cache(maxsize=4)
+def _load_schema(path: str) -> dict:
+    import yaml
+
+    with open(path) as handle:
+        return yaml.safe_load(handle)
+
+
+def _schema(schema_path) -> dict:
+    """The parsed schema (read once per process; callers must not modify it)."""
+    return _load_schema(str(Path(schema_path).resolve()))
+
+
 def validate_config(config: dict, schema_path) -> None:
     """Check ``config`` against the JSON schema (draft 2020-12) and fill in the schema's defaults.
 
@@ -40,10 +54,8 @@ def validate_config(config: dict, schema_path) -> None:
     error (jsonschema's ``best_match``), instead of a dump of the schema.
     """
     import jsonschema
-    import yaml
 
-    with open(schema_path) as handle:
-        schema = yaml.safe_load(handle)
+    schema = _schema(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
@@ -54,16 +66,32 @@ def validate_config(config: dict, schema_path) -> None:
 def section_defaults(schema_path, *keys) -> dict:
     """The schema's defaults of one config section, e.g. ``("validation", "stability")``: the only defaults
     there are, for code that needs a section without a config (tests, ``python -m`` tools)."""
-    import yaml
-
-    with open(schema_path) as handle:
-        schema = yaml.safe_load(handle)
+    schema = _schema(schema_path)
     node = schema
     for key in keys:
         node = _resolve(node, schema)["properties"][key]
     settings = {"section": {}}
     _fill_defaults(settings, {"properties": {"section": node}}, schema)
     return settings["section"]
+
+
+def load_config(config_files=(), schema_path=SCHEMA) -> dict:
+    """The workflow's configuration as Snakemake builds it: ``config/config.yaml`` (the embedded default)
+    with each file merged over it in turn, validated and checked, defaults filled in (for ``python -m``
+    tools that must see the same settings as the workflow)."""
+    import yaml
+    from snakemake.utils import update_config
+
+    from .selection import METHODS
+
+    with open(Path(schema_path).parent / "config.yaml") as handle:
+        config = yaml.safe_load(handle)
+    for path in config_files:
+        with open(path) as handle:
+            update_config(config, yaml.safe_load(handle) or {})
+    validate_config(config, schema_path)
+    check_config(config, METHODS)
+    return config
 
 
 def report_settings(schema_path, config_file=None) -> dict:
@@ -128,7 +156,7 @@ def n_select(config: dict) -> int:
 
 
 def labeller_settings(config: dict, system: str) -> tuple[str, dict]:
-    """The labeller of ``system`` and the settings that determine its labels."""
+    """The labeller of ``system`` and all its settings (physics and machine), as the labeller takes them."""
     name = config["systems"][system].get("labeller", "classical")
     if name == "classical":
         # The teacher's labels are fixed by the potential itself.
@@ -136,12 +164,34 @@ def labeller_settings(config: dict, system: str) -> tuple[str, dict]:
     return name, dict(config["labelling"].get(name, {}))
 
 
-def labeller_id(config: dict, system: str) -> str:
-    """Directory name of a labeller and its settings: ``{name}-{8 hex digits of the settings' hash}``.
+def machine_setting_names(name: str, schema_path=SCHEMA) -> set[str]:
+    """Settings of labeller ``name`` marked ``x-machine: true`` in the schema's ``labelling.<name>``: how and
+    where a label is computed (executable, launcher, ranks, threads, paths, time limits, SCF solver knobs
+    that do not change a converged result), never what it is."""
+    schema = _schema(schema_path)
+    section = schema["properties"]["labelling"]["properties"].get(name, {})
+    return {key for key, prop in section.get("properties", {}).items() if prop.get("x-machine")}
 
-    Labels made with other settings live elsewhere and are kept; the same settings always map here.
+
+def label_identity(config: dict, system: str) -> tuple[str, dict]:
+    """The labeller of ``system`` and the settings that change its numbers: all settings but the machine ones.
+
+    This is what a label's identity (:func:`labeller_id`, the label rule's params) is made of, so moving a
+    campaign to another machine (other executable, launcher, ranks, threads, data directory, time limit)
+    plans no label job again, while a changed cutoff, functional or basis plans all of them.
     """
     name, settings = labeller_settings(config, system)
+    machine = machine_setting_names(name)
+    return name, {key: value for key, value in settings.items() if key not in machine}
+
+
+def labeller_id(config: dict, system: str) -> str:
+    """Directory name of a labeller and its physics: ``{name}-{8 hex digits of the physics settings' hash}``.
+
+    Labels made with other physics live elsewhere and are kept; the same physics always maps here, whatever
+    machine computed it.
+    """
+    name, settings = label_identity(config, system)
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return f"{name}-{digest}"
 

@@ -28,9 +28,12 @@ from ase.calculators.calculator import CalculationFailed, InputError
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_numbers
 
+from ..config import SCHEMA, section_defaults
 from .base import LabelFailure, LabellerSetupError
 
 METHODS = ("GFN1-xTB", "GFN2-xTB", "IPEA1-xTB")
+#: ``labelling.xtb`` of the schema: the only home of the defaults.
+DEFAULTS = section_defaults(SCHEMA, "labelling", "xtb")
 #: GFN1-xTB, GFN2-xTB and IPEA1-xTB are parametrised for H to Rn.
 MAX_ATOMIC_NUMBER = 86
 
@@ -97,10 +100,10 @@ class XTBLabeller:
 
     def __init__(
         self,
-        method: str = "GFN1-xTB",
-        accuracy: float = 1.0,
-        electronic_temperature_K: float = 300.0,
-        max_iterations: int = 250,
+        method: str = DEFAULTS["method"],
+        accuracy: float = DEFAULTS["accuracy"],
+        electronic_temperature_K: float = DEFAULTS["electronic_temperature_K"],
+        max_iterations: int = DEFAULTS["max_iterations"],
         threads: int = 1,
     ):
         self.method = method

@@ -1,0 +1,151 @@
+"""A label's identity is its physics: machine settings (marked ``x-machine`` in the schema) never move a label,
+physics settings always do; labels computed elsewhere enter the store only after their checks."""
+
+import copy
+
+import numpy as np
+import pytest
+import yaml
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import read, write
+
+from conftest import REPO
+from confselect.config import SCHEMA, labeller_id, machine_setting_names, validate_config
+from confselect.labelling import LabelFailure, failure_record
+from confselect.labelling.store import LabelStore, configuration_key
+from confselect.labelling.store_import import import_labels, main
+
+SCHEMA_DOC = yaml.safe_load(SCHEMA.read_text())
+LABELLER_SECTIONS = SCHEMA_DOC["properties"]["labelling"]["properties"]
+
+
+def config_with(labeller, settings=None):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["systems"]["NaCl"]["labeller"] = labeller
+    config["labelling"][labeller] = settings or {}
+    validate_config(config, SCHEMA)
+    return config
+
+
+def changed(value, prop):
+    """Another valid value of a setting, of the same type."""
+    if "enum" in prop:
+        return next(v for v in prop["enum"] if v != value)
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value * 1.5
+    if isinstance(value, str):
+        return value + "_other"
+    if isinstance(value, dict):
+        return {**value, "X": "other"}
+    if isinstance(value, list):
+        return [v * 1.5 if isinstance(v, float) else v for v in value]
+    if value is None:
+        return 1.0
+    raise TypeError(f"no change defined for {value!r}")
+
+
+def settings_of(labeller):
+    section = LABELLER_SECTIONS[labeller]
+    return [(labeller, key) for key in section.get("properties", {})]
+
+
+SETTINGS = [s for labeller in ("xtb", "cp2k") for s in settings_of(labeller)]
+
+
+def test_every_labeller_has_a_closed_schema():
+    for name in ("classical", "xtb", "cp2k"):
+        assert LABELLER_SECTIONS[name].get("additionalProperties") is False, name
+
+
+@pytest.mark.parametrize("labeller, key", SETTINGS)
+def test_machine_settings_keep_the_id_and_physics_settings_change_it(labeller, key):
+    base = config_with(labeller)
+    prop = LABELLER_SECTIONS[labeller]["properties"][key]
+    value = changed(base["labelling"][labeller].get(key), prop)
+    other = config_with(labeller, {key: value})
+    same = labeller_id(other, "NaCl") == labeller_id(base, "NaCl")
+    assert same == bool(prop.get("x-machine")), (key, value)
+
+
+def test_machine_markers_are_what_the_id_leaves_out():
+    assert machine_setting_names("xtb") == {"max_iterations"}
+    assert machine_setting_names("classical") == set()
+
+
+def test_writing_a_default_explicitly_keeps_the_id():
+    base = config_with("xtb")
+    explicit = config_with("xtb", {"method": "GFN1-xTB", "accuracy": 1.0})
+    assert labeller_id(explicit, "NaCl") == labeller_id(base, "NaCl")
+
+
+# ------------------------------------------------------------------------------------------------ import
+def salt(shift=0.0):
+    return Atoms("NaCl", positions=[[0, 0, 0], [2.8 + shift, 0, 0]], cell=[5.6] * 3, pbc=True)
+
+
+def labelled(atoms, energy=-7.5, labeller="cp2k-0123abcd"):
+    out = atoms.copy()
+    out.calc = SinglePointCalculator(out, energy=energy, forces=np.full((len(atoms), 3), 0.1))
+    out.info["labeller_id"] = labeller
+    return out
+
+
+def test_import_checks_each_label_and_never_replaces_one(tmp_path):
+    remote = LabelStore(tmp_path / "remote", "cp2k-0123abcd")
+    good = remote.put(labelled(salt()))
+    tampered = remote.put(labelled(salt(0.2)))
+    moved = read(tampered)  # a stored file whose positions changed after it was stored
+    moved.positions[1, 0] += 0.05
+    write(tampered, moved, format="extxyz")
+    other_physics = remote.put(labelled(salt(0.4), labeller="cp2k-ffffffff"))
+    transient = remote.put(failure_record(salt(0.6), "cp2k", LabelFailure("time limit")), original=salt(0.6))
+    rec = read(transient)
+    rec.info.update(label_transient=True, labeller_id="cp2k-0123abcd")
+    write(transient, rec, format="extxyz")
+
+    local = LabelStore(tmp_path / "local", "cp2k-0123abcd")
+    local.put(labelled(salt(), energy=-1.0))  # already here, computed locally: kept
+    report = import_labels([tmp_path / "remote"], local, "cp2k-0123abcd")
+    reasons = dict(report.rejected)
+    assert str(good) in report.already_stored
+    assert "does not hash to its file name" in reasons[str(tampered)]
+    assert "made under labeller cp2k-ffffffff" in reasons[str(other_physics)]
+    assert "transient" in reasons[str(transient)]
+    assert read(local.get(salt())).get_potential_energy() == -1.0
+    assert report.imported == []
+    # --accept vouches for another id's physics
+    report = import_labels([other_physics], local, "cp2k-0123abcd", accept_ids=["cp2k-ffffffff"])
+    assert report.imported == [str(other_physics)]
+    assert read(local.get(salt(0.4))).info["labeller_id"] == "cp2k-0123abcd"
+
+
+def test_import_replaces_a_failure_record_with_a_label(tmp_path):
+    local = LabelStore(tmp_path / "local", "xtb-0123abcd")
+    local.put(failure_record(salt(), "xtb", LabelFailure("SCF not converged")), original=salt())
+    run_dir = tmp_path / "results" / "NaCl" / "labels" / "xtb-0123abcd" / "pool"
+    run_dir.mkdir(parents=True)
+    source = run_dir / "7.extxyz"
+    plain = labelled(salt(), labeller=None)
+    del plain.info["labeller_id"]  # an older label: its id comes from the run's directory
+    write(source, plain, format="extxyz")
+    report = import_labels([tmp_path / "results"], local, "xtb-0123abcd")
+    assert report.replaced_failures == [str(source)]
+    assert read(local.get(salt())).get_potential_energy() == -7.5
+
+
+def test_import_command_reads_the_workflow_config(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"labelling": {"store": str(tmp_path / "store")},
+                                      "systems": {"NaCl": {"labeller": "xtb"}}}))
+    target = labeller_id(config_with("xtb"), "NaCl")
+    source = tmp_path / "in" / f"{configuration_key(salt())}.extxyz"
+    source.parent.mkdir()
+    write(source, labelled(salt(), labeller=target), format="extxyz")
+    assert main([str(tmp_path / "in"), "--configfile", str(config), "--system", "NaCl"]) == 0
+    assert "imported 1" in capsys.readouterr().out
+    assert LabelStore(tmp_path / "store", target).get(salt()) is not None
