@@ -30,11 +30,22 @@ not depend on the weights).  One torch thread for every engine.
 
     python benchmarks/bench_mlmd.py --quick    # about 3 min on the busy 2-core machine
     python benchmarks/bench_mlmd.py            # about 8 min
+
+``--threads 1,2`` measures instead the workflow's engine (``ase_schnetcalculator``, as the ml_md job runs it)
+at each torch thread count (``validation.threads``): NVT blocks at the thread counts interleaved, the order
+rotated every repeat, medians of steps/s by wall clock (CPU time grows with the threads; the wall clock is
+what a job waits for), and the machine's load average before and after, since a shared machine's other
+work takes cores from the extra threads.  With ``--teacher`` the same comparison runs the classical teacher's
+LAMMPS NVT (as ``reference_md`` sets it up, ``confselect.classical``) serial for 1 thread and with the OPENMP
+package (``-sf omp -pk omp N``) for N > 1:
+
+    python benchmarks/bench_mlmd.py --threads 1,2 --sizes 64,800 --teacher
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import platform
@@ -62,6 +73,9 @@ ENGINES = ("handwritten", "ase_schnetcalculator", "schnetpack_md", "ase_spkcalcu
 STEPS = {"64": (300, 1000), "512": (60, 300), "800": (40, 200)}
 SPK_STEPS = {"64": (40, 300), "512": (8, 60), "800": (6, 40)}  # SpkCalculator: its own, shorter runs
 QUICK = 3
+#: steps per timed block of the --threads comparison (full run; --quick divides by QUICK)
+THREAD_STEPS = {"64": 600, "512": 150, "800": 150}
+TEACHER_STEPS = {"64": 3000, "512": 450, "800": 300}
 
 
 def load_handwritten_engine():
@@ -273,12 +287,144 @@ def case(engines: dict, start, size: str, quick: bool, repeats: int) -> dict:
     return {"n_atoms": len(start), "speed": speed(engines, start, block, repeats), "nve": nve, "forces": forces}
 
 
+def thread_speed(engine, start, steps: int, repeats: int, thread_counts: list[int]) -> dict:
+    """Interleaved NVT blocks at each torch thread count, the order rotated every repeat; medians of
+    steps/s by wall clock, and the speed-up over the first thread count."""
+    import torch
+
+    for threads in thread_counts:  # warm-up at every count (thread pools are created lazily)
+        torch.set_num_threads(threads)
+        engine.run(start, "nvt", 2, 2)
+    samples = {threads: [] for threads in thread_counts}
+    for r in range(repeats):
+        for threads in thread_counts[r % len(thread_counts):] + thread_counts[: r % len(thread_counts)]:
+            torch.set_num_threads(threads)
+            wall, cpu, _, _ = engine.run(start, "nvt", steps, steps)
+            samples[threads].append((steps / wall, cpu / wall))
+    out = {}
+    for threads, values in samples.items():
+        out[str(threads)] = {"steps": steps, "steps_per_s_wall": statistics.median(v[0] for v in values),
+                             "cpu_per_wall": statistics.median(v[1] for v in values),
+                             "all_wall": [round(v[0], 2) for v in values]}
+    base = out[str(thread_counts[0])]["steps_per_s_wall"]
+    for entry in out.values():
+        entry["speedup_wall"] = entry["steps_per_s_wall"] / base
+    return out
+
+
+class LammpsTeacher:
+    """The classical teacher's LAMMPS NVT from ``start`` (``confselect.classical``'s set-up), with extra
+    command-line switches for the OPENMP package when ``threads`` > 1."""
+
+    def __init__(self, threads: int):
+        import yaml
+
+        self.threads = threads
+        self.system = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["systems"]["NaCl"]
+
+    @contextlib.contextmanager
+    def _switches(self):
+        """LAMMPS instances started inside get ``-sf omp -pk omp N`` (N > 1) on their command line."""
+        from confselect import classical
+
+        module = classical.load_lammps()
+        original = module.lammps
+        extra = ["-sf", "omp", "-pk", "omp", str(self.threads)] if self.threads > 1 else []
+        module.lammps = lambda cmdargs=None, **kw: original(cmdargs=[*(cmdargs or []), *extra], **kw)
+        try:
+            yield
+        finally:
+            module.lammps = original
+
+    def run(self, start, ensemble, steps, every):
+        from confselect.classical import _lammps_from_atoms
+
+        assert ensemble == "nvt"
+        with self._switches():
+            lmp, _ = _lammps_from_atoms(self.system, start, TIMESTEP_FS, max(steps, 2))
+        lmp.commands_list([f"velocity all create {TEMPERATURE_K} 1 mom yes rot yes dist gaussian",
+                           f"fix nvt all nvt temp {TEMPERATURE_K} {TEMPERATURE_K} {TDAMP_FS / 1000.0}",
+                           "run 2"])  # set-up (neighbour lists, PPPM) not timed
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        lmp.command(f"run {steps} pre no post no")
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        lmp.close()
+        return wall, cpu, None, None
+
+
+def teacher_speed(start, steps: int, repeats: int, thread_counts: list[int]) -> dict:
+    """As :func:`thread_speed`, for the LAMMPS teacher (serial at 1 thread, OPENMP package above)."""
+    engines = {threads: LammpsTeacher(threads) for threads in thread_counts}
+    samples = {threads: [] for threads in thread_counts}
+    for r in range(repeats):
+        for threads in thread_counts[r % len(thread_counts):] + thread_counts[: r % len(thread_counts)]:
+            wall, cpu, _, _ = engines[threads].run(start, "nvt", steps, steps)
+            samples[threads].append((steps / wall, cpu / wall))
+    out = {str(t): {"steps": steps, "steps_per_s_wall": statistics.median(v[0] for v in values),
+                    "cpu_per_wall": statistics.median(v[1] for v in values),
+                    "all_wall": [round(v[0], 2) for v in values]} for t, values in samples.items()}
+    base = out[str(thread_counts[0])]["steps_per_s_wall"]
+    for entry in out.values():
+        entry["speedup_wall"] = entry["steps_per_s_wall"] / base
+    return out
+
+
+def threads_main(args) -> dict:
+    """The --threads comparison: the workflow's ML-MD engine at each torch thread count."""
+    import os
+
+    import torch
+
+    from confselect.calculator import SchNetCalculator
+    from confselect.training import build_model
+
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    repeats = args.repeats or (3 if args.quick else 5)
+    t0 = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="bench_mlmd_"))
+    sizes = args.sizes.split(",")
+    melt64, mean = melt(32, args.quick)
+    starts = {"64": lambda: with_velocities(melt64, 1), "512": lambda: with_velocities(melt64.repeat((2, 2, 2)), 2),
+              "800": lambda: with_velocities(melt(50, args.quick, seed=6)[0].repeat((2, 2, 2)), 3)}
+    torch.manual_seed(0)
+    model_path = workdir / "model.pt"
+    torch.save(build_model(32, 3, 20, CUTOFF_A, mean, repulsion="zbl").eval(), model_path)
+    engine = AseEngine(SchNetCalculator(model_path, skin_A=SKIN_A, backend="tabulated"))
+    report = {
+        "benchmark": "bench_mlmd --threads", "quick": args.quick, "engine": "ase_schnetcalculator",
+        "machine": {"python": platform.python_version(), "torch": torch.__version__,
+                    "cores": len(os.sched_getaffinity(0)), "load_average_before": os.getloadavg()},
+        "model": f"untrained build_model(32, 3, 20, 5.0, {mean:.4f}, repulsion='zbl'), torch seed 0",
+        "run": {"temperature_K": TEMPERATURE_K, "timestep_fs": TIMESTEP_FS, "thermostat_damping_fs": TDAMP_FS,
+                "cutoff_A": CUTOFF_A, "skin_A": SKIN_A},
+        "sizes": {},
+    }
+    for size in sizes:
+        start = starts[size]()
+        steps = max(10, THREAD_STEPS[size] // (QUICK if args.quick else 1))
+        report["sizes"][size] = {"n_atoms": len(start),
+                                 "threads": thread_speed(engine, start, steps, repeats, thread_counts)}
+        if args.teacher:
+            report["sizes"][size]["teacher_lammps"] = teacher_speed(start, TEACHER_STEPS[size] // (
+                QUICK if args.quick else 1), repeats, thread_counts)
+        print(f"{size} ions: done after {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    report["machine"]["load_average_after"] = os.getloadavg()
+    report["total_s"] = time.perf_counter() - t0
+    return report
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="shorter runs (a third of the steps)")
     parser.add_argument("--repeats", type=int, default=None, help="timed blocks per engine (default 5, quick 3)")
     parser.add_argument("--sizes", default="64,512,800")
+    parser.add_argument("--threads", default=None,
+                        help="comma-separated torch thread counts: compare them on the workflow's engine instead")
+    parser.add_argument("--teacher", action="store_true", help="with --threads: also the LAMMPS teacher")
     args = parser.parse_args(argv)
+    if args.threads:
+        print(json.dumps(threads_main(args), indent=1))
+        return
 
     import torch
 

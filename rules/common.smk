@@ -53,6 +53,24 @@ if config["labelling"]["check_setup"]:
     check_labellers()
 
 
+def check_routing():
+    """Warn where the profile gives a GPU to a rule whose device is cpu; stop where a rule's device is cuda
+    and the profile gives it none (confselect.devices.routing_problems; docs/cluster.md, "Routing")."""
+    from snakemake.logging import logger
+
+    from confselect.devices import routing_problems
+
+    warnings, errors = routing_problems(config, workflow.resource_settings.overwrite_resources)
+    for message in warnings:
+        logger.warning(f"Routing: {message}")
+    if errors:
+        raise WorkflowError("Routing: " + "; ".join(errors))
+
+
+if workflow.is_main_process:  # on the submitting host; a cluster job re-parses this file and would repeat it
+    check_routing()
+
+
 wildcard_constraints:
     system=r"[A-Za-z0-9_]+",
     role=r"pool|test",

@@ -1,3 +1,8 @@
+# Device and threads are machine settings: they set the rules' threads and the scripts read the device from
+# the config, but neither is a param, so moving a job to another device or width plans no rerun.
+MACHINE_KEYS = ("device", "threads")
+
+
 rule descriptors:
     """Untrained, seeded SchNet descriptors of the pool, pooled per species and standardised."""
     input:
@@ -6,10 +11,10 @@ rule descriptors:
         "results/{system}/pool/descriptors.npy",
     params:
         species=lambda w: list(config["systems"][w.system]["charges_e"]),
-        settings=config["descriptors"],
+        settings={k: v for k, v in config["descriptors"].items() if k not in MACHINE_KEYS},
     log:
         "logs/{system}/descriptors.log",
-    threads: 2
+    threads: config["descriptors"]["threads"]
     conda:
         "../envs/select.yaml"
     script:
@@ -28,6 +33,7 @@ checkpoint select:
         options=lambda w: config.get("selection", {}).get(w.method, {}),
     log:
         "logs/{system}/select_{method}_seed{seed}.log",
+    threads: config["selection"]["threads"]
     conda:
         "../envs/select.yaml"
     script:

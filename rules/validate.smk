@@ -58,9 +58,10 @@ rule ml_md:
         cutoff_A=config["training"]["cutoff_A"],
         repulsion=config["training"]["repulsion"],
         charges_e=lambda w: config["systems"][w.system]["charges_e"],
-        device=config["validation"]["device"],
     log:
         "logs/{system}/ml_md_{method}_n{n}_seed{seed}.log",
+    # validation.device is read by the script from the config: a machine setting, not a param (no rerun)
+    threads: config["validation"]["threads"]
     conda:
         "../envs/validate.yaml"
     script:

@@ -18,8 +18,9 @@ summary.csv.
 Asserted from Slurm's own records (``scontrol show job``, each job's batch script, and the
 job-completion file read through ``sacct -c``):
 
-* descriptors, select and train ran in the GPU partition with ``gres:gpu:1``; the grouped label jobs in
-  the CPU partition; every other rule in the default partition, without a GPU;
+* train ran in the GPU partition with ``gres:gpu:1`` (the only rule whose device config/paper.yaml sets
+  to cuda); the grouped label jobs in the CPU partition; every other rule in the default partition,
+  without a GPU;
 * each job's CPUs (= the job's threads as Snakemake logged them), memory and time limit are the
   profile's values for its attempt; for a label group, the layered sums the profile's comment spells out;
 * the train job, cancelled with ``scancel`` while its script runs, was resubmitted by Snakemake as
@@ -57,7 +58,7 @@ PROFILE = PROFILE_DIR / "config.yaml"
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
-GPU_RULES = {"descriptors", "select", "train"}
+GPU_RULES = {"train"}  # the rules whose device config/paper.yaml sets to cuda (docs/cluster.md, "Routing")
 CPU_RULES = {"label"}
 ALL_RULES = {
     "classical_md", "pool_features", "reference_md", "descriptors", "select", "label", "train",

@@ -17,6 +17,9 @@ from pathlib import Path
 SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 
 
+#: Keys of the ``selection`` section that belong to every select job, not to one method's selector.
+SELECTION_JOB_KEYS = ("device", "threads")
+
 #: Samples an MD run needs for block-averaged transport coefficients (5 blocks of >= 6 frames).
 MIN_SAMPLES = 30
 #: Samples after equilibration for a block-averaged NPT density (5 blocks of >= 2 frames).
@@ -232,7 +235,7 @@ def check_config(config: dict, methods) -> None:
     for i, method in enumerate(sweep["methods"]):
         if method not in methods:
             raise ConfigError(f"sweep.methods[{i}]: unknown selection method {method!r}; known: {sorted(methods)}")
-    for method in config.get("selection", {}):
+    for method in selection_options(config):
         if method not in methods:
             raise ConfigError(f"selection.{method}: unknown selection method; known: {sorted(methods)}")
     pool_size = n_frames(config, "pool")
@@ -257,15 +260,24 @@ def check_config(config: dict, methods) -> None:
     if n_frames(config, "test") < 1:
         raise ConfigError("test: the held-out run yields no frames (test.ramp_fs < test.frame_interval_fs)")
     check_validation(config)
-    for method, options in config.get("selection", {}).items():
+    for method, options in selection_options(config).items():
         known = [p for p in inspect.signature(methods[method]).parameters if p != "seed"]
         for option in options:
+            if option in SELECTION_JOB_KEYS:
+                raise ConfigError(
+                    f"selection.{method}.{option}: set selection.{option} instead (one {option} for every select job)"
+                )
             if option not in known:
                 raise ConfigError(f"selection.{method}.{option}: not an option of {method!r}; options: {known}")
         try:
             methods[method](seed=0, **options)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"selection.{method}: {err}") from None
+
+
+def selection_options(config: dict) -> dict:
+    """Method name -> keyword arguments of its selector (the ``selection`` section without its job keys)."""
+    return {k: v for k, v in config.get("selection", {}).items() if k not in SELECTION_JOB_KEYS}
 
 
 def check_validation(config: dict) -> None:

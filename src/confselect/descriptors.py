@@ -17,7 +17,13 @@ from .progress import Progress
 
 
 class SchNetDescriptor:
-    """Untrained SchNet feature map: ``transform(frames) -> (n_frames, n_species * n_atom_basis)`` float32."""
+    """Untrained SchNet feature map: ``transform(frames) -> (n_frames, n_species * n_atom_basis)`` float32.
+
+    ``device``: a resolved torch device (:func:`confselect.devices.resolve_device`).  The weights are drawn
+    on the CPU from ``seed`` and then moved, so every device starts from the same network; neighbour lists
+    are built on the CPU (matscipy) and each batch is moved to the device with them.  ``threads``: torch
+    intra-op threads (None: torch's setting).
+    """
 
     def __init__(
         self,
@@ -29,6 +35,7 @@ class SchNetDescriptor:
         seed: int = 0,
         batch_size: int = 50,
         threads: int | None = None,
+        device: str = "cpu",
     ):
         self.species = list(species)
         self.n_atom_basis = n_atom_basis
@@ -38,12 +45,14 @@ class SchNetDescriptor:
         self.seed = seed
         self.batch_size = batch_size
         self.threads = threads
+        self.device = device
         self._model = None
 
     def _build(self):
         import schnetpack as spk
         import schnetpack.transform as trn
         import torch
+        from ase.data import atomic_numbers
 
         if self.threads:
             torch.set_num_threads(self.threads)
@@ -56,10 +65,11 @@ class SchNetDescriptor:
                 cutoff_fn=spk.nn.CosineCutoff(self.cutoff_A),
             )
         self._distances = spk.atomistic.PairwiseDistances()
-        self._model = representation.eval()
+        self._model = representation.to(self.device).eval()
         self._converter = spk.interfaces.AtomsConverter(
-            neighbor_list=trn.MatScipyNeighborList(cutoff=self.cutoff_A), dtype=torch.float32
+            neighbor_list=trn.MatScipyNeighborList(cutoff=self.cutoff_A), device=self.device, dtype=torch.float32
         )
+        self._z_of_species = torch.tensor([atomic_numbers[s] for s in self.species], device=self.device)
 
     @property
     def dim(self) -> int:
@@ -96,12 +106,10 @@ class SchNetDescriptor:
         """Per-species mean features of one batch of frames (``start``: index of its first frame, for errors)."""
         import schnetpack.properties as props
         import torch
-        from ase.data import atomic_numbers
 
-        z_of_species = torch.tensor([atomic_numbers[s] for s in self.species])
         inputs = self._distances(self._converter(batch))
         features = self._model(inputs)["scalar_representation"]
-        onehot = inputs[props.Z][:, None] == z_of_species[None, :]  # (atoms, species)
+        onehot = inputs[props.Z][:, None] == self._z_of_species[None, :]  # (atoms, species)
         unknown = ~onehot.any(dim=1)
         if unknown.any():
             frame = start + int(inputs[props.idx_m][unknown][0])
@@ -109,10 +117,10 @@ class SchNetDescriptor:
             raise ValueError(f"frame {frame}: element Z={z} is not one of the descriptor species {self.species}")
         # segment sums over (frame, species), then divide by the atom counts
         key = inputs[props.idx_m] * len(self.species) + onehot.float().argmax(dim=1)
-        sums = torch.zeros(len(batch) * len(self.species), self.n_atom_basis)
+        sums = torch.zeros(len(batch) * len(self.species), self.n_atom_basis, device=features.device)
         sums.index_add_(0, key, features)
         counts = torch.bincount(key, minlength=sums.shape[0]).clamp(min=1)[:, None]
-        return (sums / counts).reshape(len(batch), self.dim).numpy()
+        return (sums / counts).reshape(len(batch), self.dim).cpu().numpy()
 
 
 def standardise(descriptors: np.ndarray, eps: float = 1e-12) -> np.ndarray:

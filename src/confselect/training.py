@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .devices import resolve_device
+from .devices import deterministic_training, resolve_device
 from .progress import Progress
 from .schnet_halflist import HalfListSchNet, fixed_repulsion
 from .training_data import InMemoryDataset
@@ -116,6 +116,7 @@ class SchNetTrainer:
         threads: int = 1,
         seed: int = 0,
         repulsion: str = "zbl",
+        deterministic: bool = True,
     ):
         self.n_atom_basis = n_atom_basis
         self.n_interactions = n_interactions
@@ -132,6 +133,15 @@ class SchNetTrainer:
         self.threads = threads
         self.seed = seed
         self.repulsion = repulsion
+        self.deterministic = deterministic
+
+    def resolve_device(self) -> str:
+        """The torch device of :meth:`fit`; a CUDA request where none is visible stops here, naming
+        ``training.device``.  With ``deterministic`` (on CUDA: deterministic kernels, the cuBLAS workspace
+        fixed before CUDA is touched; :func:`confselect.devices.deterministic_training`)."""
+        if self.deterministic:
+            return deterministic_training(self.device, "training.device")
+        return resolve_device(self.device, "training.device")
 
     def n_steps(self, n_frames: int) -> int:
         """Gradient steps for a training set of ``n_frames``."""
@@ -153,7 +163,7 @@ class SchNetTrainer:
 
         if not frames:
             raise ValueError("no labelled frames to train on (all selected frames failed to label?)")
-        device = resolve_device(self.device, "training.device")
+        device = self.resolve_device()
         torch.set_num_threads(self.threads)
         torch.manual_seed(self.seed)
         workdir = Path(workdir)
@@ -213,6 +223,7 @@ class SchNetTrainer:
             "s_per_step": train_time_s / n_steps,
             "device": device,
             "threads": self.threads,
+            "deterministic_kernels": self.deterministic and device.startswith("cuda"),  # CPU: reproducible anyway
             "repulsion": self.repulsion,
             # mean over the last epoch (or step) of training: eV^2 (energy, offset removed) and (eV/A)^2
             "final_loss": float(last[:, 0].mean()),

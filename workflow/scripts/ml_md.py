@@ -2,7 +2,9 @@
 reference's state point at its temperature: the NVT run (stability verdict, time survived, and if it ran
 through RDFs, self-diffusion and ionic conductivity against the reference run) and the stress run at the
 pool's highest temperature (md.json), and the NPT runs at every validation temperature (stability and
-density; npt.json).  Each file records the wall time of its runs (``wall_s``) and the device and threads."""
+density; npt.json).  Each file records the wall time of its runs (``wall_s``) and the device and threads.
+Device (``validation.device``) and threads (the rule's, ``validation.threads``) are machine settings, read
+from the config rather than the rule's params, so that moving the job plans no rerun."""
 import time
 
 import torch
@@ -16,12 +18,15 @@ from confselect.state_point import state_point_of, temperature_key
 from confselect.validation import ml_density_scan, ml_nvt_validation, ml_stress_run, nan_to_none
 
 log_to(snakemake)
+# CUDA asked for but absent: stop before anything is read
+device = resolve_device(snakemake.config["validation"]["device"], "validation.device")
+torch.set_num_threads(snakemake.threads)
 p = snakemake.params
 seed, limits = int(snakemake.wildcards.seed), StabilityThresholds.from_config(p.stability)
-device = resolve_device(p.device, "validation.device")  # CUDA asked for but absent: stop before any MD
 points = read_frames(snakemake.input.state_points)
 calculator = SchNetCalculator(snakemake.input.model, cutoff_A=p.cutoff_A, device=device)
 resources = {"device": device, "threads": torch.get_num_threads(), "repulsion": p.repulsion}
+print(f"ML-MD on {device}, {resources['threads']} thread(s)", flush=True)
 
 tick = time.perf_counter()
 start = state_point_of(points, p.md["temperature_K"])

@@ -9,9 +9,12 @@ from confselect.training import SchNetTrainer, labelled_frames
 
 log_to(snakemake)
 w = snakemake.wildcards
-frames, failed = labelled_frames(snakemake.input.labels)
-print(f"training on {len(frames)} frames ({len(failed)} selected frames have no label)", flush=True)
 trainer = SchNetTrainer(seed=int(w.seed), **{**snakemake.params.training, "threads": snakemake.threads})
+# training.device checked (and, for a deterministic CUDA training, cuBLAS set up) before any label is read
+device = trainer.resolve_device()
+frames, failed = labelled_frames(snakemake.input.labels)
+print(f"training on {len(frames)} frames ({len(failed)} selected frames have no label) on {device}, "
+      f"{snakemake.threads} thread(s)", flush=True)
 trainer.fit(frames, Path(snakemake.output.model).parent)
 write_json(
     snakemake.output.info,

@@ -47,6 +47,8 @@ class QBCSelector(Selector):
     steps_per_round : Adam steps per round (default 100).
     learning_rate : Adam learning rate (default 3e-3).
     threads : torch intra-op threads while scoring (default None: unchanged).
+    device : torch device of the committee and the pool tensors (default "cpu"; the workflow passes
+        ``selection.device``, resolved). The committee is initialised on the CPU whatever the device.
     """
 
     name = "qbc"
@@ -62,6 +64,7 @@ class QBCSelector(Selector):
         steps_per_round: int = 100,
         learning_rate: float = 3e-3,
         threads: int | None = None,
+        device: str = "cpu",
     ):
         super().__init__(seed)
         for key, value, low in (("n_committee", n_committee, 2), ("n_initial", n_initial, 1),
@@ -75,6 +78,7 @@ class QBCSelector(Selector):
         self.steps_per_round = int(steps_per_round)
         self.learning_rate = float(learning_rate)
         self.threads = None if threads is None else int(threads)
+        self.device = device
 
     def _select(self, pool: PoolFeatures, n: int) -> np.ndarray:
         with torch_threads(self.threads):
@@ -85,7 +89,7 @@ class QBCSelector(Selector):
         import torch
 
         generator = torch.Generator().manual_seed(int(np.random.SeedSequence(self.seed).generate_state(1)[0]))
-        return EnsembleMLP(self.n_committee, (n_features, *self.hidden, 1), generator)
+        return EnsembleMLP(self.n_committee, (n_features, *self.hidden, 1), generator, self.device)
 
     def disagreement(self, committee, x) -> "np.ndarray":
         """sigma of the committee's (standardised) energy predictions for every row of ``x``."""
@@ -93,7 +97,7 @@ class QBCSelector(Selector):
 
         with torch.no_grad():
             out = torch.cat([committee(block).std(dim=0) for block in x.split(SCORE_ROWS)])
-        return out.numpy().astype(np.float64)
+        return out.cpu().numpy().astype(np.float64)
 
     def _query(self, pool: PoolFeatures, n: int) -> np.ndarray:
         import torch
@@ -103,7 +107,7 @@ class QBCSelector(Selector):
         order = list(rng.permutation(size)[: min(n, self.n_initial)])
         if len(order) == n:
             return np.asarray(order, dtype=np.int64)
-        x = torch.as_tensor(np.ascontiguousarray(pool.descriptors, dtype=np.float32))
+        x = torch.as_tensor(np.ascontiguousarray(pool.descriptors, dtype=np.float32), device=self.device)
         energies = np.asarray(pool.energies, dtype=np.float64)
         committee = self.committee(x.shape[1])
         optimiser = torch.optim.Adam(committee.parameters(), lr=self.learning_rate)
@@ -116,8 +120,8 @@ class QBCSelector(Selector):
             y = (y - y.mean()) / (scale if scale > 0 else 1.0)  # picks of equal energy: all targets 0
             # Bootstrap: member k sees pick i with multiplicity counts[k, i] (multinomial, mean 1).
             counts = rng.multinomial(len(picks), np.full(len(picks), 1.0 / len(picks)), size=self.n_committee)
-            weights = torch.as_tensor(counts, dtype=torch.float32)
-            inputs, targets = x[picks], torch.as_tensor(y, dtype=torch.float32)
+            weights = torch.as_tensor(counts, dtype=torch.float32, device=self.device)
+            inputs, targets = x[picks], torch.as_tensor(y, dtype=torch.float32, device=self.device)
             with torch_threads(1):  # a few hundred rows: worker threads would only add waiting
                 for _ in range(self.steps_per_round):
                     optimiser.zero_grad()
@@ -139,18 +143,19 @@ class EnsembleMLP:
     """K independent MLPs evaluated as one batched network: (rows, d) -> (K, rows).
 
     Weights are (K, fan_in, fan_out) tensors, initialised like ``torch.nn.Linear`` (uniform in
-    +-1/sqrt(fan_in)) from ``generator``; SiLU between layers. Written here because torch has no ensemble
-    layer; ``torch.func.stack_module_state`` + ``vmap`` would do the same with more machinery.
+    +-1/sqrt(fan_in)) from ``generator`` (a CPU generator) and then moved to ``device``; SiLU between
+    layers. Written here because torch has no ensemble layer; ``torch.func.stack_module_state`` + ``vmap``
+    would do the same with more machinery.
     """
 
-    def __init__(self, k: int, widths: tuple[int, ...], generator):
+    def __init__(self, k: int, widths: tuple[int, ...], generator, device: str = "cpu"):
         import torch
 
         self.layers = []
         for fan_in, fan_out in zip(widths[:-1], widths[1:]):
             bound = 1.0 / np.sqrt(fan_in)
-            weight = torch.empty(k, fan_in, fan_out).uniform_(-bound, bound, generator=generator)
-            bias = torch.empty(k, 1, fan_out).uniform_(-bound, bound, generator=generator)
+            weight = torch.empty(k, fan_in, fan_out).uniform_(-bound, bound, generator=generator).to(device)
+            bias = torch.empty(k, 1, fan_out).uniform_(-bound, bound, generator=generator).to(device)
             self.layers.append((weight.requires_grad_(), bias.requires_grad_()))
 
     def parameters(self):

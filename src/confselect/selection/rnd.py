@@ -46,7 +46,10 @@ class RNDSelector(Selector):
     learning_rate : Adam learning rate (default 1e-3).
     steps_per_pick : Adam steps on all picked frames after each pick (default 20).
     distance : "euclidean" (default) or "cosine" (the cosine *distance* 1 - cos, never the similarity).
-    device : torch device (default "cpu").
+    device : torch device (default "cpu"; the workflow passes ``selection.device``, resolved). The networks
+        are initialised on the CPU whatever the device; every tensor of the loop then lives on ``device``.
+        On CUDA the scores differ from the CPU's in rounding, so a selection there is not guaranteed to be
+        bit-identical to the CPU's (ties and near-ties can be picked in another order).
     threads : torch intra-op threads for scoring the pool (default None: keep torch's setting). The
         training steps always run on one thread: their batches are the picked frames only (hundreds of
         rows), where worker threads add synchronisation but no speed, and on shared cores they stall
@@ -90,14 +93,14 @@ class RNDSelector(Selector):
     def _mlp(self, n_features: int, seed: int):
         import torch
 
-        generator = torch.Generator(device=self.device).manual_seed(seed)
+        # Drawn on the CPU and then moved: a CUDA generator gives other numbers for the same seed, and the
+        # networks of a seed must not depend on the device the selection runs on.
+        generator = torch.Generator().manual_seed(seed)
         widths = (n_features, *self.hidden, self.out_features)
         layers = []
         for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
             # skip_init: no draw from the global generator; the weights come from ``generator`` below.
-            linear = torch.nn.utils.skip_init(
-                torch.nn.Linear, fan_in, fan_out, device=self.device, dtype=torch.float32
-            )
+            linear = torch.nn.utils.skip_init(torch.nn.Linear, fan_in, fan_out, dtype=torch.float32)
             bound = 1.0 / np.sqrt(fan_in)
             with torch.no_grad():
                 linear.weight.uniform_(-bound, bound, generator=generator)
@@ -105,7 +108,7 @@ class RNDSelector(Selector):
             layers.append(linear)
             if i < len(widths) - 2:
                 layers.append(_activation(self.activation))
-        return torch.nn.Sequential(*layers)
+        return torch.nn.Sequential(*layers).to(self.device)
 
     def _select(self, pool: PoolFeatures, n: int) -> np.ndarray:
         import torch
