@@ -21,6 +21,7 @@ from confselect.config import (
     n_select,
     protocol,
     validate_config,
+    without_machine_settings,
 )
 from confselect.selection import METHODS
 from confselect.state_point import state_point_temperatures, stress_temperature

@@ -8,7 +8,9 @@ rule train:
         model="results/{system}/models/{method}/n{n}/seed{seed}/model.pt",
         info="results/{system}/models/{method}/n{n}/seed{seed}/training.json",
     params:
-        training=config["training"],
+        # what the model is, not where it trains: a new device or thread count retrains nothing (the script
+        # reads those from the config)
+        training=without_machine_settings(config["training"], "training"),
     threads: config["training"]["threads"]
     log:
         "logs/{system}/train_{method}_n{n}_seed{seed}.log",

@@ -261,13 +261,13 @@ def test_rnd_and_qbc_initialise_on_the_cpu_whatever_the_device():
 
 
 @pytest.mark.workflow
-def test_moving_descriptors_selection_or_ml_md_to_another_device_or_width_plans_nothing(tiny_run, tmp_path):
-    """Device and threads of descriptors, select and ml_md are machine settings, not params: a finished run
-    stays finished when they change (auto resolves to the CPU here, so the jobs could even run)."""
+def test_moving_any_job_to_another_device_or_width_plans_nothing(tiny_run, tmp_path):
+    """Device and threads of descriptors, select, train and ml_md are machine settings, not params: a finished
+    run stays finished when they change (auto resolves to the CPU here, so the jobs could even run)."""
     from conftest import planned_jobs
 
     moved = tmp_path / "moved.yaml"
     moved.write_text(yaml.safe_dump({section: {"device": "auto", "threads": 3}
-                                     for section in ("descriptors", "selection", "validation")}))
+                                     for section in ("descriptors", "selection", "validation", "training")}))
     out = snakemake(tiny_run, "-n", configfiles=(TINY, moved)).stdout
     assert planned_jobs(out) == {}, out[-3000:]

@@ -167,13 +167,22 @@ def labeller_settings(config: dict, system: str) -> tuple[str, dict]:
     return name, dict(config["labelling"].get(name, {}))
 
 
-def machine_setting_names(name: str, schema_path=SCHEMA) -> set[str]:
-    """Settings of labeller ``name`` marked ``x-machine: true`` in the schema's ``labelling.<name>``: how and
-    where a label is computed (executable, launcher, ranks, threads, paths, time limits, SCF solver knobs
-    that do not change a converged result), never what it is."""
+def machine_setting_names(*section: str, schema_path=SCHEMA) -> set[str]:
+    """Keys of a config section (e.g. ``("labelling", "cp2k")``, ``("training",)``) marked ``x-machine: true`` in
+    the schema: how and where something is computed (executable, launcher, ranks, threads, device, paths,
+    time limits, solver knobs that do not change a converged result), never what it is. They stay out of
+    identities and rule params, so changing them reruns nothing."""
     schema = _schema(schema_path)
-    section = schema["properties"]["labelling"]["properties"].get(name, {})
-    return {key for key, prop in section.get("properties", {}).items() if prop.get("x-machine")}
+    node = schema
+    for key in section:
+        node = _resolve(node, schema).get("properties", {}).get(key, {})
+    return {key for key, prop in _resolve(node, schema).get("properties", {}).items() if prop.get("x-machine")}
+
+
+def without_machine_settings(settings: dict, *section: str) -> dict:
+    """``settings`` of that config section without its machine settings (:func:`machine_setting_names`)."""
+    machine = machine_setting_names(*section)
+    return {key: value for key, value in settings.items() if key not in machine}
 
 
 def label_identity(config: dict, system: str) -> tuple[str, dict]:
@@ -184,8 +193,7 @@ def label_identity(config: dict, system: str) -> tuple[str, dict]:
     plans no label job again, while a changed cutoff, functional or basis plans all of them.
     """
     name, settings = labeller_settings(config, system)
-    machine = machine_setting_names(name)
-    return name, {key: value for key, value in settings.items() if key not in machine}
+    return name, without_machine_settings(settings, "labelling", name)
 
 
 def labeller_id(config: dict, system: str) -> str:

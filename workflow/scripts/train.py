@@ -9,7 +9,8 @@ from confselect.training import SchNetTrainer, labelled_frames
 
 log_to(snakemake)
 w = snakemake.wildcards
-trainer = SchNetTrainer(seed=int(w.seed), **{**snakemake.params.training, "threads": snakemake.threads})
+# params hold what the model is; device, threads and determinism are machine settings read from the config
+trainer = SchNetTrainer(seed=int(w.seed), **{**snakemake.config["training"], "threads": snakemake.threads})
 # training.device checked (and, for a deterministic CUDA training, cuBLAS set up) before any label is read
 device = trainer.resolve_device()
 frames, failed = labelled_frames(snakemake.input.labels)
