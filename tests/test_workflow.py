@@ -18,19 +18,22 @@ from conftest import TINY, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 TINY_CONFIG = yaml.safe_load(TINY.read_text())
+N_POOL = int(TINY_CONFIG["pool"]["ramp_fs"] // TINY_CONFIG["pool"]["frame_interval_fs"])
+# the upper-bound arm: one model per seed on every pool frame
+FULL_MODELS = {("full", N_POOL, s) for s in TINY_CONFIG["sweep"]["seeds"]} if TINY_CONFIG["sweep"]["full"]["enabled"] else set()
 
 
 def test_every_registered_method_runs_through_to_the_report(tiny_run):
     from confselect.selection import METHODS
 
     summary = pd.read_csv(tiny_run / "results/report/summary.csv")
-    assert set(summary["method"]) == set(METHODS) == set(TINY_CONFIG["sweep"]["methods"])
+    assert set(summary["method"]) == set(METHODS) == set(TINY_CONFIG["sweep"]["methods"]) | {m for m, _, _ in FULL_MODELS}
 
 
 def test_summary_has_one_row_per_model_with_physical_errors(tiny_run):
     summary = pd.read_csv(tiny_run / "results/report/summary.csv")
     sweep = TINY_CONFIG["sweep"]
-    expected = {(m, n, s) for m in sweep["methods"] for n in sweep["n_train"] for s in sweep["seeds"]}
+    expected = {(m, n, s) for m in sweep["methods"] for n in sweep["n_train"] for s in sweep["seeds"]} | FULL_MODELS
     assert set(zip(summary["method"], summary["n_train"], summary["seed"])) == expected
     assert len(summary) == len(expected)
     assert (summary["system"] == "NaCl").all()
@@ -57,8 +60,9 @@ def test_each_selected_frame_is_labelled_once(tiny_run):
     union = set()
     for sel in (p for p in (tiny_run / "results/NaCl/selection").glob("*/seed*.json") if "coverage" not in p.name):
         indices = json.loads(sel.read_text())["indices"]
-        assert len(indices) == n_max == len(set(indices))
-        union |= set(indices[:n_max])
+        length = N_POOL if sel.parent.name == "full" else n_max  # the full arm orders the whole pool
+        assert len(indices) == length == len(set(indices))
+        union |= set(indices)
     label_dirs = list((tiny_run / "results/NaCl/labels").iterdir())
     assert len(label_dirs) == 1
     pool_labels = sorted(int(p.stem) for p in (label_dirs[0] / "pool").glob("*.extxyz"))
@@ -181,7 +185,7 @@ def test_training_change_plans_only_training_validation_and_report(tiny_run, tmp
     override = tmp_path / "max_epochs.yaml"
     override.write_text(yaml.safe_dump({"training": {"max_epochs": TINY_CONFIG["training"]["max_epochs"] + 1}}))
     plan = planned_jobs(snakemake(tiny_run, "-n", configfiles=(TINY, override)).stdout)
-    n_models = math.prod(len(TINY_CONFIG["sweep"][k]) for k in ("methods", "n_train", "seeds"))
+    n_models = math.prod(len(TINY_CONFIG["sweep"][k]) for k in ("methods", "n_train", "seeds")) + len(FULL_MODELS)
     assert plan == {
         "train": n_models,
         "test_errors": n_models,
@@ -200,7 +204,7 @@ def test_density_change_plans_only_ml_md_jobs_and_report(tiny_run, tmp_path):
     override = tmp_path / "density.yaml"
     override.write_text(yaml.safe_dump({"validation": {"density": {"temperatures_K": [1200.0, 1400.0]}}}))
     plan = planned_jobs(snakemake(tiny_run, "-n", configfiles=(TINY, override)).stdout)
-    n_models = math.prod(len(TINY_CONFIG["sweep"][k]) for k in ("methods", "n_train", "seeds"))
+    n_models = math.prod(len(TINY_CONFIG["sweep"][k]) for k in ("methods", "n_train", "seeds")) + len(FULL_MODELS)
     # a model's NVT and NPT runs share one ml_md job (one process, one loaded model), so the NVT run is
     # repeated and its report with it; the learning curve is drawn from the summary, which gains the new
     # densities
