@@ -34,21 +34,27 @@ SWEEP = config["sweep"]
 
 
 def check_labellers():
-    """A missing executable, basis or pseudopotential file stops the run here, before any job."""
-    from confselect.labelling import LabellerSetupError, make_labeller
+    """A missing executable, basis or pseudopotential file stops the run here, before any job.
 
+    Only in the Snakemake process that plans the run: a cluster job parses this file again (with --mode
+    remote or subprocess), and its labeller reports its own failures.  The check itself runs in a child
+    interpreter (confselect.setup_check), so that planning loads no labeller software."""
+    from confselect.setup_check import check_labellers as run_check
+
+    requests = []
     for system in SWEEP["systems"]:
         name, settings = labeller_settings(config, system)
-        try:
-            make_labeller(name, settings).check_setup(list(config["systems"][system]["charges_e"]))
-        except LabellerSetupError as err:
-            raise WorkflowError(
-                f"Labeller {name!r} of systems.{system} cannot run here: {err} "
-                "(set labelling.check_setup: false if it is only installed on the compute nodes)"
-            ) from None
+        requests.append({"system": system, "labeller": name, "settings": settings,
+                         "symbols": list(config["systems"][system]["charges_e"])})
+    problems = run_check(requests)
+    if problems:
+        raise WorkflowError(
+            "; ".join(problems) + " (set labelling.check_setup: false if the labeller is only installed where "
+            "the jobs run)"
+        )
 
 
-if config["labelling"]["check_setup"]:
+if config["labelling"]["check_setup"] and workflow.is_main_process:
     check_labellers()
 
 
