@@ -1,3 +1,4 @@
+import functools
 import json
 import sys
 from pathlib import Path
@@ -88,9 +89,16 @@ def experiment_transport(system):
     return transport_at(entry, config["validation"]["md"]["temperature_K"]) if entry else {}
 
 
+@functools.cache
+def labeller_dir(system):
+    """labeller_id of ``system``, hashed once per parse: the DAG asks for it once per label of every training
+    and test set (about 150,000 times for a paper-scale sweep)."""
+    return labeller_id(config, system)
+
+
 def pool_or_test_frames(wildcards):
     """Input of a label job; refuses labels requested under another labeller's directory."""
-    expected = labeller_id(config, wildcards.system)
+    expected = labeller_dir(wildcards.system)
     if wildcards.labeller != expected:
         raise WorkflowError(
             f"labels under {wildcards.labeller} requested, but systems.{wildcards.system} is labelled by {expected}"
@@ -103,7 +111,7 @@ def selection_file(wildcards):
 
 
 def label_path(system, role, frame):
-    return f"results/{system}/labels/{labeller_id(config, system)}/{role}/{frame}.extxyz"
+    return f"results/{system}/labels/{labeller_dir(system)}/{role}/{frame}.extxyz"
 
 
 def training_labels(wildcards):
