@@ -41,7 +41,7 @@ class _Registry(Mapping):
         module, cls = self._entries[name]
         selector = getattr(importlib.import_module(f"{__name__}.{module}"), cls)
         if selector.name != name:
-            raise AssertionError(f"selection.{module}.{cls} is registered as {name!r} but names itself {selector.name!r}")
+            raise AssertionError(f"selection.{module}.{cls} is registered as {name!r}, names itself {selector.name!r}")
         return selector
 
     def __iter__(self) -> Iterator[str]:
