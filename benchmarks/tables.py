@@ -3,6 +3,7 @@
     python benchmarks/bench_training.py > benchmarks/results/training.json
     python benchmarks/bench_mlmd.py > benchmarks/results/mlmd.json
     python benchmarks/stability_figures.py zbl=results plain=/tmp/plain/results > benchmarks/results/stability.json
+    python benchmarks/bench_planning.py > benchmarks/results/planning.json
     python benchmarks/tables.py --update README.md docs/validation.md   # rewrites the tables between markers
 
 Each table sits between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` in a document and is made from
@@ -149,7 +150,26 @@ def transition_table(data: dict) -> str:
     return "\n".join(lines)
 
 
-TABLES = {"training": training_table, "mlmd": mlmd_table, "stability": stability_table}
+def planning_table(data: dict) -> str:
+    """The dry run on a fresh directory and the no-op rerun of a finished campaign, with their job counts."""
+    m, load = data["machine"], data["load_average_1min"]
+    return "\n".join([
+        f"{data['config']}; {m['cpu']}, {m['cpu_count']} CPU(s), --cores {m['cores']}, Snakemake {m['snakemake']}, "
+        f"Python {m['python']}.",
+        "",
+        "| case | command | wall time (s) | CPU time (s) | load average before | jobs |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| fresh directory | `snakemake -n` | {data['dry_run_s']:.1f} | {data['dry_run_cpu_s']:.1f} "
+        f"| {load['dry_run']:.1f} | {data['n_jobs']} planned (up to the selection checkpoints) |",
+        f"| finished campaign | `snakemake --cores {m['cores']}`: nothing to be done | {data['noop_rerun_s']:.1f} "
+        f"| {data['noop_rerun_cpu_s']:.1f} | {load['noop_rerun']:.1f} "
+        f"| {data['n_output_files']} outputs, {data['n_label_files']} of them labels |",
+        f"| a cluster job's re-parse | `python -m snakemake --target-jobs ... --mode remote` | "
+        f"{data['job_reparse_s']:.1f} | {data['job_reparse_cpu_s']:.1f} | - | 1 (median of 3) |",
+    ])
+
+
+TABLES = {"training": training_table, "mlmd": mlmd_table, "stability": stability_table, "planning": planning_table}
 #: Tables made from another table's JSON: name -> (source JSON, maker).
 DERIVED = {"stability_transition": ("stability", transition_table)}
 

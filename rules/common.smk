@@ -1,3 +1,4 @@
+import functools
 import json
 import sys
 from pathlib import Path
@@ -36,21 +37,27 @@ SWEEP = config["sweep"]
 
 
 def check_labellers():
-    """A missing executable, basis or pseudopotential file stops the run here, before any job."""
-    from confselect.labelling import LabellerSetupError, make_labeller
+    """A missing executable, basis or pseudopotential file stops the run here, before any job.
 
+    Only in the Snakemake process that plans the run: a cluster job parses this file again (with --mode
+    remote or subprocess), and its labeller reports its own failures.  The check itself runs in a child
+    interpreter (confselect.setup_check), so that planning loads no labeller software."""
+    from confselect.setup_check import check_labellers as run_check
+
+    requests = []
     for system in SWEEP["systems"]:
         name, settings = labeller_settings(config, system)
-        try:
-            make_labeller(name, settings).check_setup(list(config["systems"][system]["charges_e"]))
-        except LabellerSetupError as err:
-            raise WorkflowError(
-                f"Labeller {name!r} of systems.{system} cannot run here: {err} "
-                "(set labelling.check_setup: false if it is only installed on the compute nodes)"
-            ) from None
+        requests.append({"system": system, "labeller": name, "settings": settings,
+                         "symbols": list(config["systems"][system]["charges_e"])})
+    problems = run_check(requests)
+    if problems:
+        raise WorkflowError(
+            "; ".join(problems) + " (set labelling.check_setup: false if the labeller is only installed where "
+            "the jobs run)"
+        )
 
 
-if config["labelling"]["check_setup"]:
+if config["labelling"]["check_setup"] and workflow.is_main_process:
     check_labellers()
 
 
@@ -102,9 +109,16 @@ def experiment_transport(system):
     return transport_at(entry, config["validation"]["md"]["temperature_K"]) if entry else {}
 
 
+@functools.cache
+def labeller_dir(system):
+    """labeller_id of ``system``, hashed once per parse: the DAG asks for it once per label of every training
+    and test set (about 150,000 times for a paper-scale sweep)."""
+    return labeller_id(config, system)
+
+
 def pool_or_test_frames(wildcards):
     """Input of a label job; refuses labels requested under another labeller's directory."""
-    expected = labeller_id(config, wildcards.system)
+    expected = labeller_dir(wildcards.system)
     if wildcards.labeller != expected:
         raise WorkflowError(
             f"labels under {wildcards.labeller} requested, but systems.{wildcards.system} is labelled by {expected}"
@@ -117,7 +131,7 @@ def selection_file(wildcards):
 
 
 def label_path(system, role, frame):
-    return f"results/{system}/labels/{labeller_id(config, system)}/{role}/{frame}.extxyz"
+    return f"results/{system}/labels/{labeller_dir(system)}/{role}/{frame}.extxyz"
 
 
 def training_labels(wildcards):

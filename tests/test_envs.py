@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -93,12 +94,24 @@ def _module_file(module: str, root: Path = PACKAGE_ROOT) -> Path | None:
     return None
 
 
-def _imports(path: Path, module: str | None, root: Path = PACKAGE_ROOT, package: str = PACKAGE):
-    """(top-level names of other packages, modules of ``package``) imported anywhere in a file."""
-    tree = ast.parse(path.read_text(), str(path))
+def _module_level(tree: ast.AST):
+    """The nodes Python runs when it imports a module: everything outside function bodies."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            todo.extend(ast.iter_child_nodes(node))
+
+
+def _imports(path: Path, module: str | None, root: Path = PACKAGE_ROOT, package: str = PACKAGE,
+             module_level: bool = False, tree: ast.AST | None = None):
+    """(top-level names of other packages, modules of ``package``) imported anywhere in a file (only where
+    importing it runs, with ``module_level``; ``tree``: the file's already parsed statements)."""
+    tree = tree if tree is not None else ast.parse(path.read_text(), str(path))
     is_package = path.name == "__init__.py"
     external, internal = set(), set()
-    for node in ast.walk(tree):
+    for node in (_module_level(tree) if module_level else ast.walk(tree)):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 top = alias.name.split(".")[0]
@@ -125,10 +138,12 @@ def _imports(path: Path, module: str | None, root: Path = PACKAGE_ROOT, package:
     return external, internal
 
 
-def script_imports(script: Path, root: Path = PACKAGE_ROOT, package: str = PACKAGE) -> tuple[set[str], list[str]]:
+def script_imports(script: Path, root: Path = PACKAGE_ROOT, package: str = PACKAGE, module_level: bool = False,
+                   tree: ast.AST | None = None) -> tuple[set[str], list[str]]:
     """Top-level module names a script needs (its own imports and those of the ``package`` modules it
-    uses, transitively), and ``package`` modules it names that do not exist."""
-    external, todo = _imports(script, None, root, package)
+    uses, transitively), and ``package`` modules it names that do not exist.  With ``module_level``, a
+    ``package`` module contributes only what importing it imports (not its functions' imports)."""
+    external, todo = _imports(script, None, root, package, tree=tree)
     seen, missing = set(), []
     todo = set(todo)
     while todo:
@@ -144,7 +159,7 @@ def script_imports(script: Path, root: Path = PACKAGE_ROOT, package: str = PACKA
         if path is None:
             missing.append(module)
             continue
-        ext, internal = _imports(path, module, root, package)
+        ext, internal = _imports(path, module, root, package, module_level)
         external |= ext
         todo |= internal - seen
     stdlib = set(sys.stdlib_module_names) | {"__future__"}
@@ -186,6 +201,48 @@ def test_envs_pin_python_and_every_package():
                 for spec in dep["pip"]:
                     if not spec.startswith("-"):
                         assert "==" in spec, f"{env_file.name}: {spec} is not pinned"
+
+
+# An import statement of a Snakefile (Snakemake's grammar is not Python's, its imports are), at any indentation;
+# a parenthesised `from x import (...)` may span lines.
+_SMK_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+[\w.]+[ \t]+import[ \t]+(?:\([^)]*\)|[^\n]+)|import[ \t]+[^\n]+)", re.M)
+
+
+def workflow_parse_imports() -> tuple[set[str], list[str]]:
+    """What parsing the workflow imports, statically: every import statement of the Snakefile and rules/*.smk
+    (those inside their functions included) and what importing the confselect modules they name imports."""
+    statements = []
+    for smk in [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]:
+        statements += [textwrap.dedent(m.group(0)) for m in _SMK_IMPORT.finditer(smk.read_text())]
+    tree = ast.parse("\n".join(statements))
+    return script_imports(REPO / "Snakefile", module_level=True, tree=tree)
+
+
+def test_snakemake_env_provides_what_the_workflow_imports_at_parse_time():
+    """envs/snakemake.yaml (the Snakemake process and every job's re-parse) lists every third-party module the
+    Snakefile and rules import when parsed.  Statically: what the confselect modules they name import at
+    module level; the imports inside functions that the parse calls (jsonschema, yaml of the schema check)
+    are checked against a real parse in tests/test_planning.py."""
+    env = yaml.safe_load((REPO / "envs" / "snakemake.yaml").read_text())
+    provided = distribution_names(env)
+    needed, missing = workflow_parse_imports()
+    assert not missing, f"the workflow imports confselect modules that do not exist: {missing}"
+    assert "numpy" in needed, needed  # the scan follows the Snakefile into confselect.selection
+    lacking = sorted(m for m in needed if not acceptable(m) & provided)
+    assert not lacking, f"envs/snakemake.yaml lacks {lacking}; it lists {sorted(provided)}"
+    for plugin in ("snakemake", "snakemake-executor-plugin-slurm"):
+        assert plugin in provided, f"envs/snakemake.yaml: {plugin} is what runs the workflow on Slurm"
+
+
+def test_parse_time_scan_skips_function_bodies(tmp_path):
+    """Module-level scanning counts what importing a module runs, not the imports inside its functions."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "light.py").write_text("import yaml\n\ndef heavy():\n    import torch\n\nclass A:\n    import json\n")
+    tree = ast.parse("from pkg.light import heavy\n")
+    assert script_imports(tmp_path / "x.smk", tmp_path, "pkg", module_level=True, tree=tree)[0] == {"yaml"}
+    assert script_imports(tmp_path / "x.smk", tmp_path, "pkg", tree=tree)[0] == {"yaml", "torch"}
 
 
 def test_import_scan_sees_function_level_and_relative_imports(tmp_path):

@@ -314,7 +314,7 @@ def check_validation(config: dict) -> None:
             f"validation.md.duration_fs gives {int(md['duration_fs'] // md['sample_interval_fs'])} samples at "
             f"validation.md.sample_interval_fs; diffusion and conductivity need at least {MIN_SAMPLES}"
         )
-    from .transport import MAX_WINDOW_FRACTION_OF_BLOCK, block_length_ps
+    from .transport_window import MAX_WINDOW_FRACTION_OF_BLOCK, block_length_ps
 
     start_ps, end_ps = transport["fit_window_ps"]
     block_ps = block_length_ps(md["duration_fs"], md["sample_interval_fs"], transport["n_blocks"])

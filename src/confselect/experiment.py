@@ -23,9 +23,12 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
-from scipy import constants
-
 DATA_FILE = Path(__file__).parent / "data" / "experiment.yaml"
+
+#: The molar gas constant, J/(mol K): N_A k_B, both exact in the SI since 2019 (the value of
+#: ``scipy.constants.R``).  Written out because the Snakefile evaluates these correlations when it is parsed,
+#: in every cluster job too, and that should not import scipy.
+GAS_CONSTANT_J_MOL_K = 6.02214076e23 * 1.380649e-23
 
 #: The quantities an entry may hold and their units (the key names the unit).
 QUANTITIES = ("density_g_cm3", "conductivity_S_cm", "self_diffusion_1e-9_m2_s")
@@ -64,7 +67,7 @@ def evaluate(correlation: dict, temperature_K: float) -> float:
     if form == "quadratic":
         return correlation["a"] + correlation["b"] * T + correlation["c"] * T * T
     if form == "arrhenius":
-        return correlation["prefactor"] * math.exp(-correlation["activation_J_mol"] / (constants.R * T))
+        return correlation["prefactor"] * math.exp(-correlation["activation_J_mol"] / (GAS_CONSTANT_J_MOL_K * T))
     raise ValueError(f"unknown correlation form {form!r} (linear, quadratic, arrhenius)")
 
 

@@ -10,13 +10,14 @@ density, so models and reference start from the same equilibrated liquid at the 
 
 from __future__ import annotations
 
-import numpy as np
-
-from .observables import AMU_PER_A3_IN_G_PER_CM3
+# The temperature helpers below run when the Snakefile is parsed (in every cluster job too): numpy and
+# :mod:`confselect.observables` (ASE, scipy) are imported inside the functions that need them.
 
 
 def mass_density(atoms) -> float:
     """Density of ``atoms``, g/cm^3."""
+    from .observables import AMU_PER_A3_IN_G_PER_CM3
+
     return float(atoms.get_masses().sum() / atoms.get_volume() * AMU_PER_A3_IN_G_PER_CM3)
 
 
@@ -108,6 +109,8 @@ def describe(frame) -> dict:
 
 def pressure_mean_and_sem(frames, n_blocks: int = 5) -> tuple[float, float]:
     """Mean pressure of frames (``info["pressure_bar"]``), bar, and its block-average error."""
+    import numpy as np
+
     from .observables import block_average
 
     values = np.array([float(f.info["pressure_bar"]) for f in frames])

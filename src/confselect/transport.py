@@ -32,6 +32,7 @@ from ase import Atoms, units
 from scipy import constants
 
 from .observables import _block_slices, _check_frames, _mean_and_sem, _species
+from .transport_window import MAX_WINDOW_FRACTION_OF_BLOCK
 
 #: 1 A^2/fs expressed in 10^-9 m^2/s (the unit of self-diffusion tables): 1e-20 m^2 / 1e-15 s = 1e-5 m^2/s.
 A2_PER_FS_IN_1E9_M2_PER_S = 1e-20 / 1e-15 / 1e-9
@@ -39,9 +40,6 @@ A2_PER_FS_IN_1E9_M2_PER_S = 1e-20 / 1e-15 / 1e-9
 #: 1 e^2 A^2 / (A^3 eV fs) expressed in S/cm.  e^2/eV = e/V (coulomb per volt = farad), so the unit is
 #: e [C] / (V * 1e-10 m * 1e-15 s) = e * 1e25 S/m = e * 1e23 S/cm, about 1.602e4 S/cm.
 E2_PER_A_EV_FS_IN_S_PER_CM = constants.e / (1e-10 * 1e-15) / 100.0
-
-#: The upper end of the fit window may reach at most this fraction of a block's length.
-MAX_WINDOW_FRACTION_OF_BLOCK = 0.5
 
 
 def unwrap(frames: Sequence[Atoms]) -> np.ndarray:
@@ -89,13 +87,6 @@ def _msd(x: np.ndarray) -> np.ndarray:
         correlation = np.fft.irfft(spectrum * spectrum.conj(), n=2 * n, axis=0)[:n].sum(axis=(1, 2))
         total += square_sum - 2.0 * correlation
     return total / (n - lags) / x.shape[1]
-
-
-def block_length_ps(duration_fs: float, sample_interval_fs: float, n_blocks: int) -> float:
-    """Lag span of one block, ps, of a run of ``duration_fs`` sampled every ``sample_interval_fs`` (both
-    ends sampled) and cut into ``n_blocks``: what :func:`fit_lags` checks the window against."""
-    frames = int(round(duration_fs / sample_interval_fs)) + 1
-    return (frames // int(n_blocks) - 1) * sample_interval_fs / 1000.0
 
 
 def fit_lags(block_frames: int, dt_fs: float, fit_window_ps) -> np.ndarray:

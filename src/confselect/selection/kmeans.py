@@ -1,8 +1,6 @@
 """k-means selection: one representative frame per cluster of the descriptor space."""
 
 import numpy as np
-import scipy.cluster.vq
-import scipy.sparse
 
 from .base import PoolFeatures, Selector
 from .distances import as_float_matrix, farthest_point_order, sq_distances_to
@@ -94,12 +92,18 @@ def _kmeans_plus_plus(x, sq, k, rng) -> np.ndarray:
 
 def _assign(x, centroids) -> tuple[np.ndarray, np.ndarray]:
     """Nearest centroid of every frame and the squared distance to it (scipy's vector quantisation)."""
+    # scipy is imported here, not with the module: the Snakefile builds this class to check its options
+    # at every parse, which should not load scipy.
+    import scipy.cluster.vq
+
     labels, distances = scipy.cluster.vq.vq(x, centroids.astype(x.dtype), check_finite=False)
     return labels.astype(np.int64), distances.astype(np.float64) ** 2
 
 
 def _centroids(x, labels, d2, previous) -> np.ndarray:
     """Cluster means; an empty cluster moves to the frame worst served by its centroid."""
+    import scipy.sparse
+
     k = len(previous)
     counts = np.bincount(labels, minlength=k)
     # Sums per cluster as a sparse one-hot (k x N) product: one pass over x, accumulated in float64.
