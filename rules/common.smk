@@ -145,6 +145,11 @@ def test_labels(wildcards):
     return [label_path(wildcards.system, "test", i) for i in range(n_frames(config, "test"))]
 
 
+def test_set(wildcards):
+    """The held-out frames' labels gathered in one file (rule test_set)."""
+    return f"results/{wildcards.system}/labels/{labeller_dir(wildcards.system)}/test_set.extxyz"
+
+
 FULL_N = full_arm_size(config)
 
 

@@ -18,6 +18,23 @@ rule label:
         "../workflow/scripts/label.py"
 
 
+rule test_set:
+    """The held-out frames' labels (and failure records) of a system in one file: each model's test-error job
+    then names one input instead of every test label, which on a paper-scale sweep (670 models x 100 test
+    frames) took a third of the plan's input files. Runs on the submitting host."""
+    input:
+        test_labels,
+    output:
+        "results/{system}/labels/{labeller}/test_set.extxyz",
+    log:
+        "logs/{system}/test_set_{labeller}.log",
+    localrule: True
+    conda:
+        "../envs/label.yaml"
+    script:
+        "../workflow/scripts/test_set.py"
+
+
 rule cp2k_cutoff_convergence:
     """Label one pool frame at a series of plane-wave cutoffs; force change per element vs the highest.
 

@@ -50,6 +50,8 @@ rule selections_complete:
         selection_files(),
     output:
         "results/selections_complete.txt",
+    log:
+        "logs/selections_complete.log",
     localrule: True
     run:
         Path(output[0]).write_text("".join(f"{path}\n" for path in input))

@@ -2,7 +2,7 @@ rule test_errors:
     """Energy RMSE, force RMSE and force L4 error of a model on the held-out test frames."""
     input:
         model="results/{system}/models/{method}/n{n}/seed{seed}/model.pt",
-        labels=test_labels,
+        labels=test_set,
     output:
         "results/{system}/models/{method}/n{n}/seed{seed}/test_errors.json",
     params:

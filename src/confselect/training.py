@@ -77,16 +77,19 @@ def build_model(n_atom_basis: int, n_interactions: int, n_rbf: int, cutoff_A: fl
 
 
 def labelled_frames(paths):
-    """Split label files into usable frames and failure records (a failure record has no energy)."""
+    """Split label files (one frame each, or several, as the gathered test set) into usable frames and failure
+    records (a failure record has no energy). A failure is named by its file, ``file@index`` in a file of
+    several frames."""
     from ase.io import read
 
     good, failed = [], []
     for path in paths:
-        atoms = read(path, format="extxyz")
-        if atoms.info.get("label_status", "ok") != "ok" or atoms.calc is None:
-            failed.append(str(path))
-        else:
-            good.append(atoms)
+        frames = read(path, index=":", format="extxyz")
+        for i, atoms in enumerate(frames):
+            if atoms.info.get("label_status", "ok") != "ok" or atoms.calc is None:
+                failed.append(str(path) if len(frames) == 1 else f"{path}@{i}")
+            else:
+                good.append(atoms)
     return good, failed
 
 
