@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 FIGURES = ("max_force_eV_A", "min_distance_A", "conserved_drift_meV_atom_ps", "max_temperature_drift_K")
@@ -48,6 +50,39 @@ def teacher_stress_figures(results: Path, system: str, stress: dict) -> dict:
     result = judge_nvt(frames, series_from_frames(frames), start, protocol, {}, {}, limits, {}, observables=False)
     return {"stable": result["stable"], "reason": result["reason"], "temperature_K": protocol["temperature_K"],
             "duration_fs": protocol["duration_fs"], **result["stability_figures"]}
+
+
+def teacher_npt_figures(results: Path, system: str) -> dict:
+    """The teacher's NPT run at each temperature of the density scan from its state point, run and judged as a
+    model's NPT run (the reference NPT job itself starts from the ramp's last frame, so its volume change
+    measures equilibration, not stability): the barostat's own volume swing at this system size."""
+    import yaml
+
+    from confselect.classical import run_classical_npt
+    from confselect.config import SCHEMA, section_defaults
+    from confselect.pool import read_frames
+    from confselect.stability import StabilityThresholds, stability_verdict
+    from confselect.state_point import state_point_of
+    from confselect.validation import series_from_frames
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
+    definition = config["systems"][system]
+    d = config["validation"]["density"]
+    limits = StabilityThresholds.from_config(section_defaults(SCHEMA, "validation", "stability"))
+    points = read_frames(results / system / "reference" / "state_points.extxyz")
+    out = {}
+    for temperature in d["temperatures_K"]:
+        start, frames = state_point_of(points, temperature), []
+        run_classical_npt({"charges_e": definition["charges_e"], "potential": definition["potential"]}, start,
+                          temperature, d["pressure_bar"], d["timestep_fs"], d["duration_fs"], d["thermostat_damping_fs"],
+                          d["barostat_damping_fs"], d["sample_interval_fs"], seed=3, on_frame=frames.append)
+        s = series_from_frames(frames)
+        verdict = stability_verdict(s["time_fs"], s["temperature_K"], s["conserved_eV"], s["max_force_eV_A"],
+                                    s["min_distance_A"], len(start), temperature, limits, volume_A3=s["volume_A3"])
+        swing = float(np.max(np.abs(s["volume_A3"] / s["volume_A3"][0] - 1.0)))
+        out[f"{temperature:g}"] = {"stable": verdict.stable, "reason": verdict.reason,
+                                   "max_instantaneous_volume_change": swing, **verdict.figures}
+    return out
 
 
 def model_rows(results: Path, arm: str) -> list[dict]:
@@ -93,6 +128,7 @@ def main(argv=None) -> None:
     stress = next((json.loads(p.read_text())["stress"] for p in first.glob(f"{system}/models/*/n*/seed*/md.json")), None)
     if stress is not None:
         out["teacher"]["stress"] = teacher_stress_figures(first, system, stress)
+    out["teacher"]["npt"] = teacher_npt_figures(first, system)
     out["system"] = system
     out["thresholds"] = reference["thresholds"]
     json.dump(out, sys.stdout, indent=1, default=float)

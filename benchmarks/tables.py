@@ -124,9 +124,16 @@ def stability_table(data: dict) -> str:
                      f"| {_f(teacher.get('stress', {}).get(key))} | {_f(_extreme(stable, how))} "
                      f"| {_f(_extreme(failed, how))} |")
     volumes = [m["npt_max_volume_change"] for m in models]
-    lines.append(f"| NPT volume change | {data['thresholds']['max_volume_change']:g} | - | - "
+    npt = teacher.get("npt", {})
+    window = data["thresholds"].get("volume_window_fs")
+    lines.append(f"| NPT volume change, {window / 1000:g} ps running mean (teacher: its NPT runs) "
+                 f"| {data['thresholds']['max_volume_change']:g} "
+                 f"| {_f(_extreme([r['max_volume_change'] for r in npt.values()], 'max'))} | - "
                  f"| {_f(_extreme([v for m, v in zip(models, volumes) if m['npt_stable']], 'max'))} "
                  f"| {_f(_extreme([v for m, v in zip(models, volumes) if not m['npt_stable']], 'max'))} |")
+    if npt:
+        lines.append(f"| NPT volume change, instantaneous (not judged) | - "
+                     f"| {_f(_extreme([r['max_instantaneous_volume_change'] for r in npt.values()], 'max'))} | - | - | - |")
     return "\n".join(lines)
 
 
