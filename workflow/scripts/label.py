@@ -1,12 +1,14 @@
-"""Label one frame (reusing the label store), or write a failure record if no trustworthy label exists."""
-import os
-import shutil
+"""Label one frame (reusing the label store), or write a failure record if no trustworthy label exists.
+
+The logic is confselect.labelling.frame_job.label_frame: whatever the labeller does, the job ends with a
+label or a failure record for its frame, never with an error.
+"""
 from pathlib import Path
 
-from ase.io import read, write
+from ase.io import read
 
 from confselect.jobs import log_to
-from confselect.labelling import LabelFailure, failure_record, make_labeller
+from confselect.labelling.frame_job import label_frame
 from confselect.labelling.store import LabelStore
 
 log_to(snakemake)
@@ -14,20 +16,5 @@ w = snakemake.wildcards
 name, settings = snakemake.params.labeller
 atoms = read(snakemake.input[0], index=int(w.frame), format="extxyz")
 atoms.calc = None
-store = LabelStore(snakemake.params.store, w.labeller)
-out = Path(snakemake.output[0])
-stored = store.get(atoms)
-if stored is None:
-    labeller = make_labeller(name, settings, threads=snakemake.threads)
-    try:
-        labelled = labeller.label(atoms, workdir=str(out.parent / f".{w.frame}.work"))
-    except LabelFailure as err:
-        print(f"frame {w.frame}: no label ({err})", flush=True)
-        labelled = failure_record(atoms, name, err)
-    labelled.info.update(frame=int(w.frame), role=w.role, label_threads=int(snakemake.threads))
-    stored = store.put(labelled, original=atoms)
-else:
-    print(f"frame {w.frame}: label reused from {stored}", flush=True)
-tmp = out.with_name(out.name + ".part")
-shutil.copyfile(stored, tmp)
-os.replace(tmp, out)
+label_frame(atoms, name, settings, LabelStore(snakemake.params.store, w.labeller), Path(snakemake.output[0]),
+            int(w.frame), w.role, int(snakemake.threads), log=lambda text: print(text, flush=True))

@@ -18,7 +18,9 @@ def make_labeller(name: str, settings: dict, threads: int = 1):
     if name == "cp2k":
         from .cp2k import CP2KLabeller
 
-        return CP2KLabeller(threads=threads, **settings)
+        # complete settings (the workflow's schema validation filled in the defaults); MPI ranks and OpenMP
+        # threads are CP2K settings of their own (labelling.cp2k.ranks, .threads)
+        return CP2KLabeller(**settings)
     raise LabellerSetupError(f"unknown labeller {name!r}; known: {LABELLERS}")
 
 
