@@ -1,13 +1,4 @@
-def cp2k_cores():
-    """Cores of one CP2K calculation: labelling.cp2k.ranks x .threads (OpenMP threads per rank)."""
-    settings = config["labelling"]["cp2k"]
-    return settings["ranks"] * settings["threads"]
-
-
-def label_threads(wildcards):
-    """Threads a label job books: CP2K's ranks x threads; one for the classical and xTB labellers."""
-    name, _ = labeller_settings(config, wildcards.system)
-    return cp2k_cores() if name == "cp2k" else 1
+from confselect.labelling import labeller_cores
 
 
 rule label:
@@ -19,7 +10,7 @@ rule label:
     params:
         labeller=lambda w: labeller_settings(config, w.system),
         store=config["labelling"]["store"],
-    threads: label_threads
+    threads: lambda w: labeller_cores(*labeller_settings(config, w.system))  # CP2K: ranks x threads
     log:
         "logs/{system}/labels/{labeller}/{role}_{frame}.log",
     conda:
@@ -41,7 +32,7 @@ rule cp2k_cutoff_convergence:
     params:
         settings=config["labelling"].get("cp2k", {}),
         convergence=config["labelling"]["cp2k_convergence"],
-    threads: cp2k_cores()
+    threads: labeller_cores("cp2k", config["labelling"]["cp2k"])
     log:
         "logs/{system}/cp2k_cutoff_convergence.log",
     conda:

@@ -25,8 +25,9 @@ import yaml
 from ase.io import read
 
 import fake_cp2k
+from conftest import TINY, snakemake
 from confselect.config import SCHEMA, ConfigError, section_defaults, validate_config
-from confselect.labelling import LabelFailure
+from confselect.labelling import LabelFailure, labeller_cores
 from confselect.labelling.cp2k import SOLVER_SETTINGS, CP2KLabeller
 from confselect.labelling.cp2k_input import render_input
 from confselect.labelling.cp2k_settings import labeller_from_config, settings_from_schema
@@ -107,6 +108,17 @@ def test_bad_settings_stop_at_parse_time_naming_the_key(settings, message):
     config["labelling"]["cp2k"] = settings
     with pytest.raises(ConfigError, match=message):
         validate_config(config, SCHEMA)
+
+
+def test_a_label_job_books_ranks_times_threads_cores(tmp_path):
+    assert labeller_cores("cp2k", settings_from_schema({"launcher": "mpirun -np {ranks}", "ranks": 2, "threads": 3})) == 6
+    assert labeller_cores("xtb", {}) == 1
+    site = tmp_path / "site.yaml"
+    site.write_text(yaml.safe_dump({"systems": {"NaCl": {"labeller": "cp2k"}}, "labelling": {
+        "check_setup": False, "cp2k": {"launcher": "mpirun -np {ranks}", "ranks": 2, "threads": 3}}}))
+    plan = snakemake(tmp_path / "run", "-n", "--cores", "8", configfiles=(TINY, site)).stdout
+    label_jobs = plan.split("rule label:")[1:]
+    assert label_jobs and all("threads: 6" in job.split("\n\n")[0] for job in label_jobs)
 
 
 def test_charge_and_multiplicity_reach_the_input():
