@@ -1,3 +1,6 @@
+from confselect.labelling import labeller_cores
+
+
 rule label:
     """One reference calculation per unique frame and labeller (reused through the label store)."""
     input:
@@ -10,6 +13,7 @@ rule label:
         # reason to compute a label again (the script reads those from the config).
         labeller=lambda w: label_identity(config, w.system),
         store=config["labelling"]["store"],
+    threads: lambda w: labeller_cores(*labeller_settings(config, w.system))  # CP2K: ranks x threads
     log:
         "logs/{system}/labels/{labeller}/{role}_{frame}.log",
     conda:
@@ -48,7 +52,7 @@ rule cp2k_cutoff_convergence:
     params:
         settings=config["labelling"].get("cp2k", {}),
         convergence=config["labelling"]["cp2k_convergence"],
-    threads: 2
+    threads: labeller_cores("cp2k", config["labelling"]["cp2k"])
     log:
         "logs/{system}/cp2k_cutoff_convergence.log",
     conda:

@@ -55,6 +55,7 @@ def settings_of(labeller):
 
 
 SETTINGS = [s for labeller in ("xtb", "cp2k") for s in settings_of(labeller)]
+SCHEMA_DEFAULTS_CP2K = config_with("cp2k")["labelling"]["cp2k"]
 
 
 def test_every_labeller_has_a_closed_schema():
@@ -149,3 +150,41 @@ def test_import_command_reads_the_workflow_config(tmp_path, capsys):
     assert main([str(tmp_path / "in"), "--configfile", str(config), "--system", "NaCl"]) == 0
     assert "imported 1" in capsys.readouterr().out
     assert LabelStore(tmp_path / "store", target).get(salt()) is not None
+
+
+# ------------------------------------------------------------------------------- the plan, really labelled
+@pytest.fixture(scope="module")
+def cp2k_labelled(tmp_path_factory):
+    """The held-out frames of an 8-ion cell labelled by the real cp2k.psmp at cheap settings."""
+    from conftest import TINY, snakemake
+
+    work = tmp_path_factory.mktemp("cp2k_plan")
+    campaign = work / "campaign.yaml"
+    campaign.write_text(yaml.safe_dump({
+        "sweep": {"methods": ["random"], "n_train": [4], "seeds": [0], "full": {"enabled": False}},
+        "pool": {"n_ion_pairs": 4},
+        "test": {"frame_interval_fs": 1000.0},  # two held-out frames
+        "systems": {"NaCl": {"labeller": "cp2k"}},
+        "labelling": {"check_setup": False, "cp2k": {
+            "cutoff_Ry": 150.0, "rel_cutoff_Ry": 30.0, "xc_smoothing": False, "vdw": None, "eps_scf": 1.0e-5,
+            "basis": {"Na": "SZV-MOLOPT-SR-GTH-q9", "Cl": "SZV-MOLOPT-SR-GTH-q7"}}},
+    }))
+    configs = (TINY, campaign)
+    snakemake(work, "--until", "test_set", configfiles=configs)
+    return work, configs
+
+
+@pytest.mark.workflow
+@pytest.mark.cp2k
+@pytest.mark.parametrize("key", [key for labeller, key in SETTINGS if labeller == "cp2k"])
+def test_after_labelling_a_machine_setting_plans_no_label_and_a_physics_setting_plans_all(cp2k_labelled, key, tmp_path):
+    from conftest import planned_jobs, snakemake
+
+    work, configs = cp2k_labelled
+    base = yaml.safe_load(configs[1].read_text())
+    prop = LABELLER_SECTIONS["cp2k"]["properties"][key]
+    current = {**SCHEMA_DEFAULTS_CP2K, **base["labelling"]["cp2k"]}.get(key)
+    override = tmp_path / "override.yaml"
+    override.write_text(yaml.safe_dump({"labelling": {"cp2k": {key: changed(current, prop)}}}))
+    plan = planned_jobs(snakemake(work, "-n", "--until", "test_set", configfiles=(*configs, override)).stdout)
+    assert plan.get("label", 0) == (0 if prop.get("x-machine") else 2), (key, plan)

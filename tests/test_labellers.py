@@ -9,14 +9,17 @@ Physics checks on a distorted 8-atom rock-salt NaCl cell:
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
+from ase.io import read
 
 from confselect.labelling.base import LabelFailure, LabellerSetupError
-from confselect.labelling.cp2k import CP2KLabeller, merge_input, parse_output, read_forces, render_input
+from confselect.labelling.cp2k import merge_input, render_input
+from confselect.labelling.cp2k_settings import labeller_from_config
 from confselect.labelling.xtb import XTBLabeller, scc_cycles
 
 STEP_A = 0.01  # finite-difference step (A)
@@ -154,65 +157,25 @@ def test_render_input_sections_parameters_and_repeats():
     assert not any("SKIP" in line for line in lines)
 
 
-CONVERGED_TABLE = """
-  Step     Update method      Time    Convergence         Total energy    Change
-  ------------------------------------------------------------------------------
-     1 NoMix/Diag. 0.40E+00    1.5     0.97647987      -248.7056981905 -2.49E+02
-     2 Broy./Diag. 0.40E+00    1.7     0.09895406      -243.1242649825  5.58E+00
-     3 Broy./Diag. 0.40E+00    0.6     0.00000049      -249.1697432400  2.17E-05
-
-  *** SCF run converged in     3 steps ***
- ENERGY| Total FORCE_EVAL ( QS ) energy [a.u.]:             -249.169745597082766
-"""
-
-
-def test_parse_output_converged_and_not():
-    out = parse_output(CONVERGED_TABLE)
-    assert out.energy_hartree == pytest.approx(-249.169745597082766)
-    assert (out.scf_iterations, out.scf_converged) == (3, True)
-    assert out.last_scf_error == pytest.approx(4.9e-7)
-    stuck = CONVERGED_TABLE.replace("  *** SCF run converged in     3 steps ***",
-                                    "  Leaving inner SCF loop after reaching     3 steps.\n"
-                                    " *** WARNING in qs_scf.F:601 :: SCF run NOT converged ***")
-    out = parse_output(stuck)
-    assert (out.scf_iterations, out.scf_converged) == (3, False)
-    assert out.energy_hartree is not None  # CP2K 2023.1 still prints it; the labeller must not use it
-
-
-def test_read_forces_converts_hartree_per_bohr(tmp_path):
-    path = tmp_path / "f.xyz"
-    path.write_text(
-        "\n ATOMIC FORCES in [a.u.]\n\n # Atom   Kind   Element          X              Y              Z\n"
-        "      1      1      Na          0.01000000     0.00000000    -0.02000000\n"
-        "      2      2      Cl         -0.01000000     0.00000000     0.02000000\n"
-        " SUM OF ATOMIC FORCES           0.00000000     0.00000000     0.00000000     0.00000000\n"
-    )
-    forces = read_forces(path, 2)
-    assert forces[0, 0] == pytest.approx(0.01 * 51.42208619, rel=1e-6)  # 1 Hartree/Bohr = 51.422 eV/A
-    assert forces[1, 2] == pytest.approx(-forces[0, 2])
-    with pytest.raises(ValueError):
-        read_forces(path, 3)
-
-
 def test_setup_error_names_missing_executable():
     with pytest.raises(LabellerSetupError, match="cp2k-no-such-binary.*apt-get install cp2k cp2k-data"):
-        CP2KLabeller(executable="cp2k-no-such-binary").check_setup(["Na", "Cl"])
+        labeller_from_config({"executable": "cp2k-no-such-binary"}).check_setup(["Na", "Cl"])
 
 
 @needs_cp2k
 def test_setup_error_names_missing_basis_file(tmp_path):
     missing = str(tmp_path / "NO_SUCH_BASIS")
     with pytest.raises(LabellerSetupError, match="NO_SUCH_BASIS.*basis_set_file"):
-        CP2KLabeller(basis_set_file=missing).check_setup(["Na", "Cl"])
+        labeller_from_config({"basis_set_file": missing}).check_setup(["Na", "Cl"])
 
 
 @needs_cp2k
 def test_setup_error_names_missing_basis_entry():
     with pytest.raises(LabellerSetupError, match="DZVP-NOT-A-BASIS.*Na"):
-        CP2KLabeller(basis={"Na": "DZVP-NOT-A-BASIS"}).check_setup(["Na", "Cl"])
+        labeller_from_config({"basis": {"Na": "DZVP-NOT-A-BASIS"}}).check_setup(["Na", "Cl"])
     with pytest.raises(LabellerSetupError, match="Ar"):
-        CP2KLabeller().check_setup(["Ar"])
-    CP2KLabeller().check_setup(["Na", "K", "Cl"])  # the paper's defaults exist in Debian's cp2k-data
+        labeller_from_config().check_setup(["Ar"])
+    labeller_from_config().check_setup(["Na", "K", "Cl"])  # the paper's defaults exist in Debian's cp2k-data
 
 
 # ------------------------------------------------------------------------------------------ CP2K, real
@@ -249,7 +212,7 @@ def cp2k_central(tmp_path_factory):
     MAX_SCF 3 cannot converge, so the retry (MAX_SCF 100) has to produce the label; one run thus serves the
     retry test and the physics tests.
     """
-    labeller = CP2KLabeller(**CP2K_TEST, max_scf=3, retry={"max_scf": 100})
+    labeller = labeller_from_config({**CP2K_TEST, "max_scf": 3, "retry": {"max_scf": 100}})
     labeller.check_setup(["Na", "Cl"])
     workdir = tmp_path_factory.mktemp("cp2k_central")
     return labeller.label(distorted_nacl(), workdir), workdir
@@ -288,7 +251,7 @@ def test_cp2k_force_is_minus_energy_gradient(cp2k_central, tmp_path):
     # Start the displaced runs from the converged wavefunction (fewer SCF steps; exercises overrides).
     restart = {"FORCE_EVAL": {"DFT": {"WFN_RESTART_FILE_NAME": str(workdir / "retry-RESTART.wfn"),
                                       "SCF": {"SCF_GUESS": "RESTART"}}}}
-    labeller = CP2KLabeller(**CP2K_TEST, overrides=restart)
+    labeller = labeller_from_config({**CP2K_TEST, "overrides": restart})
     runs = iter(("plus", "minus"))
     fd = central_difference_force(lambda a: labeller.label(a, tmp_path / next(runs)), distorted_nacl(), atom, axis)
     assert abs(forces[atom, axis]) > 0.2
@@ -299,7 +262,7 @@ def test_cp2k_force_is_minus_energy_gradient(cp2k_central, tmp_path):
 @needs_cp2k
 def test_cp2k_unconverged_scf_after_retry_is_a_label_failure(tmp_path):
     settings = {**CP2K_TEST, "vdw": "rVV10", "vdw_cutoff_Ry": 50.0}
-    labeller = CP2KLabeller(**settings, max_scf=2, retry={"max_scf": 2, "mixing_alpha": 0.2})
+    labeller = labeller_from_config({**settings, "max_scf": 2, "retry": {"max_scf": 2, "mixing_alpha": 0.2}})
     with pytest.raises(LabelFailure, match="not converged") as failure:
         labeller.label(distorted_nacl(), tmp_path)
     details = failure.value.details
@@ -312,6 +275,27 @@ def test_cp2k_unconverged_scf_after_retry_is_a_label_failure(tmp_path):
     assert "ALPHA 0.2" in (tmp_path / "retry.inp").read_text()
 
 
-def test_retry_settings_must_be_labeller_settings():
+def test_retry_settings_must_be_solver_settings():
     with pytest.raises(ValueError, match="alpha"):
-        CP2KLabeller(retry={"alpha": 0.1})
+        labeller_from_config({"retry": {"alpha": 0.1}})
+    with pytest.raises(ValueError, match="eps_scf"):  # a physics setting cannot change on the retry
+        labeller_from_config({"retry": {"eps_scf": 1e-5}})
+
+
+@pytest.mark.cp2k
+@needs_cp2k
+def test_cp2k_charge_and_spin(tmp_path):
+    """An anion doublet (CHARGE -1, MULTIPLICITY 2, UKS) of the 2-atom cell: 9 valence electrons, 5 up and
+    4 down, one unpaired. The extra electron goes into the non-degenerate Na 3s conduction band minimum, so
+    the SCF converges as the neutral one does (a hole in the triply degenerate Cl 3p band would not,
+    without smearing). Without UKS, CP2K aborts on the odd electron count (tests/data/cp2k/2023.1/abort.out).
+    """
+    atoms = read(Path(__file__).parent / "data" / "cp2k" / "2023.1" / "frame.extxyz")  # primitive cell, 2 ions
+    settings = {**CP2K_TEST, "cutoff_Ry": 100.0, "eps_scf": 1e-6, "retry": None}
+    anion = labeller_from_config({**settings, "charge_e": -1, "multiplicity": 2}).label(atoms, tmp_path)
+    out = (tmp_path / "label.out").read_text()
+    electrons = [int(line.split()[-1]) for line in out.splitlines() if line.strip().startswith("Number of electrons:")]
+    assert electrons == [5, 4]  # spin up, spin down (Na q1 + Cl q7 + 1)
+    spin = float(next(line.split()[-1] for line in out.splitlines() if "Integrated absolute spin density" in line))
+    assert spin == pytest.approx(1.0, abs=0.1)
+    assert np.isfinite(anion.get_potential_energy()) and anion.info["scf_converged"]

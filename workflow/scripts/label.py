@@ -1,11 +1,15 @@
-"""Label one frame (reusing the label store), or write a failure record if no trustworthy label exists."""
+"""Label one frame (reusing the label store), or write a failure record if no trustworthy label exists.
+
+The logic is confselect.labelling.frame_job.label_frame: whatever the labeller does, the job ends with a
+label or a failure record for its frame, never with an error, and no other job computes the same frame.
+"""
 from pathlib import Path
 
 from ase.io import read
 
 from confselect.config import labeller_settings
 from confselect.jobs import log_to
-from confselect.labelling.job import label_frame
+from confselect.labelling.frame_job import label_frame
 from confselect.labelling.store import LabelStore
 
 log_to(snakemake)
@@ -15,8 +19,6 @@ w = snakemake.wildcards
 name, settings = labeller_settings(snakemake.config, w.system)
 atoms = read(snakemake.input[0], index=int(w.frame), format="extxyz")
 atoms.calc = None
-out = Path(snakemake.output[0])
-label_frame(atoms, name, settings, LabelStore(snakemake.params.store, w.labeller), out,
-            workdir=out.parent / f".{w.frame}.work", threads=snakemake.threads,
-            provenance={"frame": int(w.frame), "role": w.role, "labeller_id": w.labeller},
-            log=lambda text, **kw: print(f"frame {w.frame}: {text}", **kw))
+label_frame(atoms, name, settings, LabelStore(snakemake.params.store, w.labeller), Path(snakemake.output[0]),
+            int(w.frame), w.role, int(snakemake.threads), labeller_id=w.labeller,
+            log=lambda text: print(text, flush=True))

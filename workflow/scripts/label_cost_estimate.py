@@ -3,11 +3,11 @@ import pandas as pd
 
 from confselect.cost import planned_label_cost
 from confselect.jobs import log_to, write_json
-from confselect.labelling.cp2k import CP2KLabeller
+from confselect.labelling.cp2k_settings import labeller_from_config
 
 log_to(snakemake)
 p = snakemake.params
-cutoff = p.settings.get("cutoff_Ry", CP2KLabeller.cutoff_Ry)
+cutoff = labeller_from_config(p.settings).cutoff_Ry
 rows = pd.read_csv(snakemake.input[0]).to_dict("records")
 # fewest labels: every selection (and the upper-bound arm) picks the same frames; most: none overlap
 estimate = planned_label_cost(rows, cutoff, p.n_test + max(p.n_select, p.n_full),

@@ -18,8 +18,16 @@ def make_labeller(name: str, settings: dict, threads: int = 1):
     if name == "cp2k":
         from .cp2k import CP2KLabeller
 
-        return CP2KLabeller(threads=threads, **settings)
+        # complete settings (the workflow's schema validation filled in the defaults); MPI ranks and OpenMP
+        # threads are CP2K settings of their own (labelling.cp2k.ranks, .threads)
+        return CP2KLabeller(**settings)
     raise LabellerSetupError(f"unknown labeller {name!r}; known: {LABELLERS}")
+
+
+def labeller_cores(name: str, settings: dict) -> int:
+    """Cores one label calculation uses, which its job books: CP2K's MPI ranks x OpenMP threads per rank
+    (``labelling.cp2k.ranks``, ``.threads``); one for the classical and xTB labellers."""
+    return int(settings["ranks"]) * int(settings["threads"]) if name == "cp2k" else 1
 
 
 def failure_record(atoms, labeller: str, error: Exception):
@@ -33,4 +41,4 @@ def failure_record(atoms, labeller: str, error: Exception):
     return record
 
 
-__all__ = ["LABELLERS", "LabelFailure", "LabellerSetupError", "failure_record", "make_labeller"]
+__all__ = ["LABELLERS", "LabelFailure", "LabellerSetupError", "failure_record", "labeller_cores", "make_labeller"]

@@ -12,11 +12,20 @@ from __future__ import annotations
 
 
 class LabelFailure(RuntimeError):
-    """The reference calculation gave no trustworthy label; ``details`` goes into the failure record."""
+    """The reference calculation gave no trustworthy label; ``details`` goes into the failure record.
 
-    def __init__(self, message: str, **details):
+    ``transient`` says whether the failure says nothing about the configuration (a timeout, a signal, a
+    missing launcher, a crash before any SCF verdict): such a failure is worth trying again and is not
+    kept in the label store. A failure that is a verdict on the configuration (an SCF that did not
+    converge with the retry, an abort on the input) is deterministic and is kept. ``details`` records
+    ``transient`` too. The message is kept on one line: it goes into an extended-XYZ comment line.
+    """
+
+    def __init__(self, message: str, transient: bool = False, **details):
+        message = " | ".join(part.strip() for part in str(message).splitlines() if part.strip())
         super().__init__(message)
-        self.details = details
+        self.transient = bool(transient)
+        self.details = {**details, "transient": self.transient}
 
 
 class LabellerSetupError(RuntimeError):

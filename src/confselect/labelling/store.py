@@ -87,8 +87,8 @@ class LabelStore:
         The claim is a lock file beside the entry, created exclusively (``O_CREAT | O_EXCL``, atomic on local
         file systems and on NFS v3 and later) and touched every ``stale_after_s / 10`` s while held. A claim
         is taken over when its holder is gone: a process of this host that no longer exists, or a lock not
-        touched for ``stale_after_s`` (a job killed on another node). Returns once the claim is held, or
-        once the label appeared while waiting: callers check :meth:`get` again inside the block.
+        touched for ``stale_after_s`` (a job killed on another node). Callers check :meth:`get` again once
+        the claim is held: the job they waited for may have stored the label.
         """
         lock = self.path(atoms).with_suffix(".lock")
         lock.parent.mkdir(parents=True, exist_ok=True)
@@ -98,9 +98,6 @@ class LabelStore:
             try:
                 fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                if self.get(atoms) is not None:
-                    yield False
-                    return
                 holder = _read_owner(lock)
                 if _holder_gone(lock, holder, stale_after_s):
                     _remove_stale(lock, holder)
@@ -118,7 +115,7 @@ class LabelStore:
             beat = threading.Thread(target=_heartbeat, args=(lock, stop, stale_after_s / 10.0), daemon=True)
             beat.start()
             try:
-                yield True
+                yield
             finally:
                 stop.set()
                 beat.join()
