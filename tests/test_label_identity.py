@@ -41,10 +41,18 @@ def changed(value, prop):
     if isinstance(value, str):
         return value + "_other"
     if isinstance(value, dict):
+        if "properties" in prop:  # a closed section: another value of its first setting
+            key, sub = next(iter(prop["properties"].items()))
+            return {**value, key: changed(value.get(key), sub)}
         return {**value, "X": "other"}
     if isinstance(value, list):
         return [v * 1.5 if isinstance(v, float) else v for v in value]
-    if value is None:
+    if value is None:  # a nullable setting: a value of its other type
+        kinds = prop.get("type", [])
+        if "string" in kinds:
+            return "mpirun -np {ranks}"
+        if "object" in kinds:
+            return {"FORCE_EVAL": {"DFT": {"SCF": {"EPS_SCF": 1e-7}}}}
         return 1.0
     raise TypeError(f"no change defined for {value!r}")
 
@@ -65,17 +73,21 @@ def test_every_labeller_has_a_closed_schema():
 
 @pytest.mark.parametrize("labeller, key", SETTINGS)
 def test_machine_settings_keep_the_id_and_physics_settings_change_it(labeller, key):
-    base = config_with(labeller)
+    # more than one MPI rank needs a launcher (a machine setting itself): both sides have one
+    needs = {"launcher": "mpirun -np {ranks}"} if key == "ranks" else {}
+    base = config_with(labeller, needs)
     prop = LABELLER_SECTIONS[labeller]["properties"][key]
     value = changed(base["labelling"][labeller].get(key), prop)
-    other = config_with(labeller, {key: value})
+    other = config_with(labeller, {**needs, key: value})
     same = labeller_id(other, "NaCl") == labeller_id(base, "NaCl")
     assert same == bool(prop.get("x-machine")), (key, value)
 
 
 def test_machine_markers_are_what_the_id_leaves_out():
-    assert machine_setting_names("xtb") == {"max_iterations"}
-    assert machine_setting_names("classical") == set()
+    assert machine_setting_names("labelling", "xtb") == {"max_iterations"}
+    assert machine_setting_names("labelling", "classical") == set()
+    assert {"executable", "launcher", "ranks", "threads", "timeout_s", "data_dir"} <= machine_setting_names("labelling", "cp2k")
+    assert not {"cutoff_Ry", "xc", "basis", "eps_scf"} & machine_setting_names("labelling", "cp2k")
 
 
 def test_writing_a_default_explicitly_keeps_the_id():
@@ -185,6 +197,7 @@ def test_after_labelling_a_machine_setting_plans_no_label_and_a_physics_setting_
     prop = LABELLER_SECTIONS["cp2k"]["properties"][key]
     current = {**SCHEMA_DEFAULTS_CP2K, **base["labelling"]["cp2k"]}.get(key)
     override = tmp_path / "override.yaml"
-    override.write_text(yaml.safe_dump({"labelling": {"cp2k": {key: changed(current, prop)}}}))
+    needs = {"launcher": "mpirun -np {ranks}"} if key == "ranks" else {}  # more than one rank needs a launcher
+    override.write_text(yaml.safe_dump({"labelling": {"cp2k": {**needs, key: changed(current, prop)}}}))
     plan = planned_jobs(snakemake(work, "-n", "--until", "test_set", configfiles=(*configs, override)).stdout)
     assert plan.get("label", 0) == (0 if prop.get("x-machine") else 2), (key, plan)
