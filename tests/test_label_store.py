@@ -3,7 +3,7 @@
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
-from ase.io import read
+from ase.io import read, write
 
 from confselect.labelling import LabelFailure, failure_record
 from confselect.labelling.store import LabelStore, configuration_key
@@ -45,6 +45,18 @@ def test_failure_records_are_skipped_by_the_training_set_builder(tmp_path):
     assert len(frames) == 1 and failed == [str(bad_path)]
     record = read(bad_path)
     assert record.info["label_status"] == "failed" and record.info["label_scf_iterations"] == 50
+
+
+def test_a_gathered_label_file_names_its_failures_by_index(tmp_path):
+    good = salt()
+    good.calc = SinglePointCalculator(good, energy=-1.0, forces=np.zeros((2, 3)))
+    bad = failure_record(salt(0.1), "cp2k", LabelFailure("SCF not converged"))
+    gathered = tmp_path / "test_set.extxyz"
+    write(gathered, [good, bad, good], format="extxyz")
+    for paths in (gathered, str(gathered), [gathered]):  # one file, as a rule's single input gives it
+        frames, failed = labelled_frames(paths)
+        assert len(frames) == 2 and failed == [f"{gathered}@1"]
+        assert frames[1].get_potential_energy() == -1.0
 
 
 # ---------------------------------------------------------------------------------------------- claims

@@ -275,6 +275,25 @@ def test_cp2k_unconverged_scf_after_retry_is_a_label_failure(tmp_path):
     assert "ALPHA 0.2" in (tmp_path / "retry.inp").read_text()
 
 
+#: What a Slurm job step (srun) puts in its tasks' environment, recorded in a step of the live test cluster.
+SLURM_STEP_ENV = {"SLURM_JOBID": "1", "SLURM_JOB_ID": "1", "SLURM_NODELIST": "vm", "SLURM_STEP_NODELIST": "vm",
+                  "SLURM_STEP_ID": "0", "SLURM_STEPID": "0", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
+                  "SLURM_NTASKS": "1", "SLURM_STEP_NUM_TASKS": "1", "SLURM_SRUN_COMM_HOST": "127.0.0.1"}
+
+
+@pytest.mark.cp2k
+@needs_cp2k
+def test_cp2k_without_launcher_labels_inside_a_slurm_job_step(tmp_path, monkeypatch):
+    """Debian's cp2k.psmp (Open MPI without Slurm's PMI) started alone with a job step's variables takes itself
+    for a rank started by srun and aborts; the labeller runs it as one process of its own."""
+    for key, value in SLURM_STEP_ENV.items():
+        monkeypatch.setenv(key, value)
+    atoms = read(Path(__file__).parent / "data" / "cp2k" / "2023.1" / "frame.extxyz")  # primitive cell, 2 ions
+    labelled = labeller_from_config({**CP2K_TEST, "cutoff_Ry": 100.0, "retry": None}).label(atoms, tmp_path)
+    assert np.isfinite(labelled.get_potential_energy())
+    assert labelled.get_forces().shape == (2, 3)
+
+
 def test_retry_settings_must_be_solver_settings():
     with pytest.raises(ValueError, match="alpha"):
         labeller_from_config({"retry": {"alpha": 0.1}})

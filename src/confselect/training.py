@@ -17,6 +17,7 @@ demo system this trains 2.6-2.9x faster per step than SchNetPack's standard rout
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
@@ -78,12 +79,12 @@ def build_model(n_atom_basis: int, n_interactions: int, n_rbf: int, cutoff_A: fl
 
 def labelled_frames(paths):
     """Split label files (one frame each, or several, as the gathered test set) into usable frames and failure
-    records (a failure record has no energy). A failure is named by its file, ``file@index`` in a file of
-    several frames."""
+    records (a failure record has no energy). ``paths`` is one file or several. A failure is named by its
+    file, ``file@index`` in a file of several frames."""
     from ase.io import read
 
     good, failed = [], []
-    for path in paths:
+    for path in [paths] if isinstance(paths, (str, os.PathLike)) else paths:
         frames = read(path, index=":", format="extxyz")
         for i, atoms in enumerate(frames):
             if atoms.info.get("label_status", "ok") != "ok" or atoms.calc is None:

@@ -38,7 +38,7 @@ from ase.units import Hartree
 from .base import LabelFailure, LabellerSetupError
 from .cp2k_input import find_data_file, input_tree, merge_input, names_in_library, render_input
 from .cp2k_output import CP2KOutput, CP2KParseError, parse_forces, parse_output, read_forces, tail
-from .external import ProcessResult, check_launcher, launch_command, run_program
+from .external import ProcessResult, check_launcher, launch_command, run_program, singleton_environment
 
 INSTALL_HINT = "apt-get install cp2k cp2k-data"
 #: Settings of the SCF solver: they decide whether and how fast the SCF converges, not what it converges to.
@@ -178,6 +178,8 @@ class CP2KLabeller:
         ase.io.write(workdir / coord_file, atoms, format="xyz")
         (workdir / f"{project}.inp").write_text(render_input(self.input_tree(atoms, project, coord_file)) + "\n")
         env = {**os.environ, "OMP_NUM_THREADS": str(self.threads)}
+        if not self.launcher:  # one process of its own, also inside a Slurm job step
+            env = singleton_environment(env)
         command = self.command(project)
         if self.launcher and shutil.which(self.executable) is None:
             result = ProcessResult(tuple(command), None, False, f"{self.executable}: not found on PATH", 0.0)

@@ -34,6 +34,19 @@ def check_launcher(template: str | None) -> None:
             raise ValueError(f"launcher {template!r}: unknown placeholder {{{field}}}; known: {LAUNCHER_FIELDS}")
 
 
+#: Prefixes of the variables by which an MPI library learns that a resource manager started it as a rank.
+#: Open MPI 4.1 (Debian's CP2K) started alone inside a Slurm job step reads SLURM_NODELIST and SLURM_STEP_ID,
+#: takes itself for a rank launched by ``srun``, and aborts ("direct launched using srun") where it was built
+#: without Slurm's PMI: every label of a workflow run under the Slurm profile failed so.
+LAUNCH_ENV_PREFIXES = ("SLURM_", "PMI_", "PMIX_")
+
+
+def singleton_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` without the resource manager's launch variables: a program started without a launcher runs as
+    one process of its own, not as a rank of the job step it happens to run in."""
+    return {key: value for key, value in env.items() if not key.startswith(LAUNCH_ENV_PREFIXES)}
+
+
 def launch_command(launcher: str | None, ranks: int, threads: int, program: Sequence[str]) -> list[str]:
     """``program`` behind the launcher template (e.g. ``mpirun -np {ranks}``); the program alone without one."""
     if not launcher:
