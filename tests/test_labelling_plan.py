@@ -9,6 +9,8 @@ import yaml
 
 from conftest import TINY, planned_jobs, snakemake
 
+TINY_N_TRAIN = yaml.safe_load(TINY.read_text())["sweep"]["n_train"]
+
 pytestmark = pytest.mark.workflow
 
 
@@ -16,10 +18,19 @@ def test_overlapping_selections_plan_one_label_job_per_unique_new_frame(tiny_run
     workdir = tmp_path / "run"
     shutil.copytree(tiny_run, workdir, symlinks=True)
     label_dir = next((workdir / "results/NaCl/labels").iterdir())
+    # The earlier run's upper-bound arm labelled the whole pool; keep the labels of its random and rnd
+    # models only, so that the new selections need some frames the directory does not hold.
+    earlier = {i for method in ("random", "rnd") for i in json.loads(
+        (workdir / f"results/NaCl/selection/{method}/seed0.json").read_text())["indices"][:max(TINY_N_TRAIN)]}
+    for path in (label_dir / "pool").glob("*.extxyz"):
+        if int(path.stem) not in earlier:
+            path.unlink()
     already = {int(p.stem) for p in (label_dir / "pool").glob("*.extxyz")}
+    assert already == earlier
     # 40 of 60 pool frames per selection: selections must overlap (40 + 40 > 60)
     override = tmp_path / "overlap.yaml"
-    override.write_text(yaml.safe_dump({"sweep": {"methods": ["random", "rnd"], "n_train": [10, 40], "seeds": [0, 1]}}))
+    override.write_text(yaml.safe_dump({"sweep": {"methods": ["random", "rnd"], "n_train": [10, 40], "seeds": [0, 1],
+                                                  "full": {"enabled": False}}}))
     configs = (TINY, override)
     snakemake(workdir, "--until", "select", configfiles=configs)
     selections = [

@@ -22,7 +22,8 @@ def test_killed_xtb_run_resumes_without_relabelling(tmp_path):
     override = tmp_path / "xtb.yaml"
     override.write_text(
         yaml.safe_dump(
-            {"sweep": {"methods": ["random"], "n_train": [8], "seeds": [0]}, "systems": {"NaCl": {"labeller": "xtb"}}}
+            {"sweep": {"methods": ["random"], "n_train": [8], "seeds": [0], "full": {"enabled": False}},
+             "systems": {"NaCl": {"labeller": "xtb"}}}
         )
     )
     workdir = tmp_path / "run"
