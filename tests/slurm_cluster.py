@@ -76,6 +76,18 @@ def running_daemons() -> dict[int, str]:
     return found
 
 
+def why_no_live_cluster() -> str | None:
+    """Why a live test cluster cannot be started here (Slurm installed first if missing), or None."""
+    if os.geteuid() != 0:
+        return "starting slurmctld/slurmd and writing /etc/slurm/slurm.conf needs root"
+    reason = install_slurm()
+    if reason:
+        return f"no Slurm: {reason}"
+    if running_daemons():
+        return f"Slurm daemons already run on this machine ({running_daemons()}); not touching them"
+    return None
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -50,7 +50,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from slurm_cluster import SlurmCluster, install_slurm, mem_mb, minutes, running_daemons
+from slurm_cluster import SlurmCluster, mem_mb, minutes, why_no_live_cluster
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE_DIR = REPO / "profiles" / "slurm"
@@ -379,13 +379,9 @@ def _job_info(cluster: SlurmCluster, job_id: str, rec: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def slurm_run(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.skip("starting slurmctld/slurmd and writing /etc/slurm/slurm.conf needs root")
-    reason = install_slurm()
+    reason = why_no_live_cluster()
     if reason:
-        pytest.skip(f"no Slurm: {reason}")
-    if running_daemons():
-        pytest.skip(f"Slurm daemons already run on this machine ({running_daemons()}); not touching them")
+        pytest.skip(reason)
     profile = load_profile()
     parts = partitions(profile)
     parts["default"] = parts["default"] or CLUSTER_DEFAULT

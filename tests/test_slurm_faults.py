@@ -19,7 +19,6 @@ record that training skipped and counted. The counts are printed (``-s``).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -30,7 +29,7 @@ import pytest
 import yaml
 from ase.io import read
 
-from slurm_cluster import SlurmCluster, install_slurm, running_daemons
+from slurm_cluster import SlurmCluster, why_no_live_cluster
 from test_slurm import CLUSTER_DEFAULT, PROFILE_DIR, REPO, SNAKEMAKE, TINY, _squeue, load_profile, partitions
 
 pytestmark = [pytest.mark.slurm, pytest.mark.cp2k]
@@ -96,13 +95,9 @@ def _command(workdir: Path, configs, *extra) -> list[str]:
 
 @pytest.fixture(scope="module")
 def faults(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.skip("starting slurmctld/slurmd needs root")
-    reason = install_slurm()
+    reason = why_no_live_cluster()
     if reason:
-        pytest.skip(f"no Slurm: {reason}")
-    if running_daemons():
-        pytest.skip(f"Slurm daemons already run on this machine ({running_daemons()}); not touching them")
+        pytest.skip(reason)
     tmp = tmp_path_factory.mktemp("slurm_faults")
     workdir, ledger, crash = tmp / "run", tmp / "ledger", tmp / "crash"
     executable = tmp / "ledger_cp2k.sh"
