@@ -206,8 +206,9 @@ def finish(workdir: Path, overlay_file: Path, cores: int, config: dict) -> dict:
     # their own small DAG, then every other rule with the selections up to date.
     upstream = ancestors(parents, "select") | {"select"}
     touch(workdir, overlay_file, "--forceall", *[name for name, rule, _ in outputs if rule in upstream])
-    outputs = complete(workdir, overlay_file, cores, parents, config)
-    touch(workdir, overlay_file, "--forcerun", *sorted({rule for _, rule, _ in outputs} - upstream))
+    complete(workdir, overlay_file, cores, parents, config)
+    # every rule of the rule graph: --summary names no rule for a file that Snakemake has not yet recorded
+    touch(workdir, overlay_file, "--forcerun", *sorted(set(parents) - upstream))
     return {"fabricate_s": round(time.perf_counter() - start, 1), **check_finished(workdir, overlay_file, cores)}
 
 
