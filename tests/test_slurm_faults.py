@@ -59,7 +59,7 @@ exit $rc
 
 def campaign_config(tmp: Path, executable: Path) -> dict:
     return {
-        "sweep": {"systems": ["NaCl"], "methods": ["random"], "n_train": [4], "seeds": [0]},
+        "sweep": {"systems": ["NaCl"], "methods": ["random"], "n_train": [4], "seeds": [0], "full": {"enabled": False}},
         "pool": {"n_ion_pairs": 4},  # 8 ions: a few seconds of CP2K per frame
         "test": {"frame_interval_fs": 1000.0},  # two held-out frames
         "systems": {"NaCl": {"labeller": "cp2k"}},
