@@ -1,10 +1,9 @@
 """Faults of a CP2K campaign on a real single-node Slurm, survived and counted: nothing recomputed, nothing lost.
 
 The tiny workflow (one model, four training frames and two held-out frames of an 8-ion NaCl cell, labelled
-by the real ``cp2k.psmp`` at cheap settings) runs through ``--workflow-profile profiles/slurm`` with grouped
-label jobs, and three faults strike while it labels:
+by the real ``cp2k.psmp`` at cheap settings) runs through ``--workflow-profile profiles/slurm``, and three faults strike while it labels:
 
-1. ``scancel`` of a running grouped label job, after at least one of its labels was computed;
+1. ``scancel`` of a running label job, after at least one of its labels was computed;
 2. ``kill -9`` of the Snakemake driver while label jobs still run on the cluster, then ``snakemake
    --unlock`` and the same command again (its label jobs run beside the orphans of the first driver);
 3. a CP2K that exits non-zero on one training frame.
@@ -90,7 +89,10 @@ def completed(ledger: Path) -> Counter:
 def _command(workdir: Path, configs, *extra) -> list[str]:
     return [*SNAKEMAKE, *TARGETS, "-s", str(REPO / "Snakefile"), "-d", str(workdir),
             "--workflow-profile", str(PROFILE_DIR), "--configfile", *map(str, configs),
-            "--slurm-init-seconds-before-status-checks", "2", *extra]
+            "--slurm-init-seconds-before-status-checks", "2",
+            # two Slurm jobs at a time: with one job per label, labels are still queued and running when the
+            # faults strike, instead of all six finishing together
+            "--jobs", "2", *extra]
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +130,9 @@ def faults(tmp_path_factory):
                     record["crashed"] = f"pool/{frame}"
                 done = sum(completed(ledger).values())
                 labels_running = [j for j, state, comment in _squeue()
-                                  if state == "RUNNING" and comment.startswith("rule_labelling_")]
+                                  if state == "RUNNING" and comment.startswith("rule_label")]
                 if cancelled is None and done >= 1 and labels_running:
-                    # fault 1: a grouped label job cancelled while it labels
+                    # fault 1: a label job cancelled while it labels
                     cancelled = labels_running[0]
                     subprocess.run(["scancel", cancelled], check=True, timeout=30)
                     record.update(cancelled_job=cancelled, done_at_cancel=done)
