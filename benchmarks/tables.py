@@ -144,10 +144,32 @@ def _first_reason(model: dict) -> str:
     return "; ".join(sorted({r.split(" at t =")[0] for r in model["npt_reasons"]}))
 
 
+def _all_stable(model: dict) -> bool:
+    return bool(model["nvt_stable"]) and model.get("stress_stable") is not False and bool(model["npt_stable"])
+
+
+def transitions(models: list[dict]) -> list[str]:
+    """Per arm and method: the smallest training-set size from which every swept size runs NVT, stress and
+    NPT stable (and the largest size below it that did not), or that no size did."""
+    lines = []
+    for arm, method in sorted({(m["arm"], m["method"]) for m in models}):
+        runs = sorted((m["n_train"], _all_stable(m)) for m in models if (m["arm"], m["method"]) == (arm, method))
+        failed = [n for n, ok in runs if not ok]
+        stable_from = next((n for n, _ in runs if all(ok for k, ok in runs if k >= n)), None)
+        if stable_from is None:
+            lines.append(f"- {arm}, {method}: no size up to n = {runs[-1][0]} runs all three stable")
+        elif not failed:
+            lines.append(f"- {arm}, {method}: every size from n = {runs[0][0]} runs all three stable")
+        else:
+            lines.append(f"- {arm}, {method}: stable from n = {stable_from} on (n = {max(failed)} failed)")
+    return lines
+
+
 def transition_table(data: dict) -> str:
     """Per arm, method and training-set size: the NVT, stress and NPT verdicts, the NVT time survived and
     the first failure's reason: where models start to run stable MD."""
-    lines = ["| arm (repulsion) | method | n | NVT | stress | NPT | NVT time survived (ps) | first failure |",
+    lines = ["Where NVT, stress and NPT runs all start to be stable:", "", *transitions(data["models"]), "",
+             "| arm (repulsion) | method | n | NVT | stress | NPT | NVT time survived (ps) | first failure |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     mark = {True: "stable", False: "failed", None: "-"}
     for m in sorted(data["models"], key=lambda m: (m["arm"], m["method"], m["n_train"], m["seed"])):
@@ -167,10 +189,10 @@ def planning_table(data: dict) -> str:
         "| case | command | wall time (s) | CPU time (s) | load average before | jobs |",
         "| --- | --- | --- | --- | --- | --- |",
         f"| fresh directory | `snakemake -n` | {data['dry_run_s']:.1f} | {data['dry_run_cpu_s']:.1f} "
-        f"| {load['dry_run']:.1f} | {data['n_jobs']} planned (up to the selection checkpoints) |",
+        f"| {load['dry_run']:.1f} | {data['n_jobs']} planned (the whole campaign) |",
         f"| finished campaign | `snakemake --cores {m['cores']}`: nothing to be done | {data['noop_rerun_s']:.1f} "
         f"| {data['noop_rerun_cpu_s']:.1f} | {load['noop_rerun']:.1f} "
-        f"| {data['n_output_files']} outputs, {data['n_label_files']} of them labels |",
+        f"| {data['n_output_files']} outputs, {data['n_label_files']} of them label batches |",
         f"| a cluster job's re-parse | `python -m snakemake --target-jobs ... --mode remote` | "
         f"{data['job_reparse_s']:.1f} | {data['job_reparse_cpu_s']:.1f} | - | 1 (median of 3) |",
     ])
