@@ -7,29 +7,25 @@ upper-bound arm of 1024 frames) extended to 2 systems (NaCl, KCl) x every select
 
 ``dry_run_s``: wall time of ``snakemake -n`` in a fresh, empty working directory, from the start of the
 process to its exit (parsing the Snakefile, validating the configuration, the labeller set-up check on this
-host, building the DAG up to the selection checkpoints and printing every planned job).  ``n_jobs`` is the
+host, building the DAG of the whole campaign and printing every planned job).  ``n_jobs`` is the
 job count that dry run reports.
 
 ``noop_rerun_s``: wall time of the plain run command (``snakemake --cores N``, no ``-n``) in a working
-directory where the whole campaign is finished, i.e. every job of the final DAG (after the checkpoints)
-has its output and its metadata, so the command finds nothing to do and exits.  A paper-scale campaign
+directory where the whole campaign is finished, i.e. every job of the DAG has its output and its metadata, so the command finds nothing to do and exits.  A paper-scale campaign
 cannot run here (each of ~17,000 CP2K labels at 1200 Ry takes tens of minutes), so the finished state is
 fabricated:
   1. ``snakemake --summary`` lists every output of the DAG and whether it exists; each missing one is
      created: a selection file holds ``sweep.n_select`` (the upper-bound arm: ``sweep.full.n_train``)
-     distinct pool indices, a seeded random permutation per (system, method, seed), the only content the
-     planning reads; every other output is an empty file.  Repeated until nothing is missing (the written
-     selections reveal the training labels to the next round).
-  2. ``snakemake --touch`` runs through the DAG, which dates the outputs in dependency order and records
-     each job's metadata as a finished job does (code, parameters, input set, software environment: what the
-     rerun compares).  First the selections and the rules they depend on, as the targets of their own
-     DAG (a touched checkpoint makes Snakemake re-plan everything downstream of it, seconds per selection
-     at this size), then every other rule, forced, with the selections up to date.
+     distinct pool indices, a seeded random permutation per (system, method, seed); every other output is
+     an empty file.
+  2. ``snakemake --touch --forceall`` runs through the DAG, which dates the outputs in dependency order and
+     records each job's metadata as a finished job does (code, parameters, input set, software environment:
+     what the rerun compares).
   3. ``snakemake -n`` must then plan nothing and report no job without metadata.
-The number of training labels in the final DAG is what random selections give (``n_label_files``); real
-selections overlap more or less.  The touch runs use the greedy scheduler, all ready jobs at once and no
+``n_label_files`` counts the label batches (``labelling.batch_size`` frames each, 4 in config/paper.yaml).
+The touch run use the greedy scheduler, all ready jobs at once and no
 pause between touched jobs (Snakemake's 0.1 s pause guards file systems with coarse time stamps; at
-~20,000 jobs it would add half an hour and changes nothing on ext4 or tmpfs).  Their time is reported as
+~20,000 jobs it would add half an hour and changes nothing on ext4 or tmpfs).  Its time is reported as
 ``fabricate_s``, not part of either figure.
 
 ``job_reparse_s``: the parse every cluster job makes before it runs its rule, ``python -m snakemake
@@ -185,8 +181,8 @@ def touch(workdir: Path, overlay_file: Path, *args: str) -> None:
 
 
 def complete(workdir: Path, overlay_file: Path, cores: int, parents, config: dict, max_rounds: int = 5):
-    """Create every missing output of the DAG; repeated while written selections reveal training labels.
-    Returns the last ``--summary``."""
+    """Create every missing output of the DAG (one round: the plan reads no file's content; the loop checks
+    that). Returns the last ``--summary``."""
     for _ in range(max_rounds):
         outputs = summary(workdir, overlay_file, cores)
         missing = [(name, rule) for name, rule, status in outputs if status == "missing"]
@@ -200,18 +196,8 @@ def finish(workdir: Path, overlay_file: Path, cores: int, config: dict) -> dict:
     """Bring ``workdir`` to the state of a finished campaign (module docstring); returns what it took."""
     start = time.perf_counter()
     parents = rule_graph(workdir, overlay_file, cores)
-    outputs = complete(workdir, overlay_file, cores, parents, config)
-    # Touching a selection runs the checkpoint, after which Snakemake re-plans every job downstream of it
-    # (seconds per selection at this size): so first the selections and what they depend on, as targets of
-    # their own small DAG, then every other rule with the selections up to date.
-    upstream = ancestors(parents, "select") | {"select"}
-    touch(workdir, overlay_file, "--forceall", *[name for name, rule, _ in outputs if rule in upstream])
     complete(workdir, overlay_file, cores, parents, config)
-    # every rule of the rule graph: --summary names no rule for a file that Snakemake has not yet recorded
-    touch(workdir, overlay_file, "--forcerun", *sorted(set(parents) - upstream))
-    # The label jobs take the selections barrier as ancient input; the touch above has left all 17,386 label
-    # outputs older than the pool frames they are computed from, and touching the label rule alone dates them.
-    touch(workdir, overlay_file, "--forcerun", "label")
+    touch(workdir, overlay_file, "--forceall")
     return {"fabricate_s": round(time.perf_counter() - start, 1), **check_finished(workdir, overlay_file, cores)}
 
 
@@ -222,7 +208,7 @@ def check_finished(workdir: Path, overlay_file: Path, cores: int) -> dict:
         raise RuntimeError(f"the campaign in {workdir} is not finished:\n{plan[-3000:]}")
     results = workdir / "results"
     return {"n_output_files": sum(1 for p in results.rglob("*") if p.is_file()),
-            "n_label_files": sum(1 for p in results.glob("*/labels/*/*/*.extxyz"))}
+            "n_label_files": sum(1 for p in results.glob("*/labels/*/**/batch*.extxyz"))}
 
 
 def job_reparse(workdir: Path, overlay_file: Path, repeats: int = 3) -> tuple[float, float]:

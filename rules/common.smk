@@ -82,10 +82,11 @@ if workflow.is_main_process:  # on the submitting host; a cluster job re-parses 
 wildcard_constraints:
     system=r"[A-Za-z0-9_]+",
     role=r"pool|test",
+    subset=r"test|selection/[a-z_]+/seed\d+",
     method=r"[a-z_]+",
     n=r"\d+",
     seed=r"\d+",
-    frame=r"\d+",
+    batch=r"\d+",
 
 
 def system_definition(wildcards):
@@ -116,33 +117,39 @@ def labeller_dir(system):
     return labeller_id(config, system)
 
 
-def pool_or_test_frames(wildcards):
-    """Input of a label job; refuses labels requested under another labeller's directory."""
+#: Frames per label job (labelling.batch_size).
+LABEL_BATCH = int(config["labelling"]["batch_size"])
+
+
+def label_batch_input(wildcards):
+    """Input of a label job: the trajectory its frames come from and, for a selection's batch, the selection
+    (its order); refuses labels requested under another labeller's directory."""
     expected = labeller_dir(wildcards.system)
     if wildcards.labeller != expected:
         raise WorkflowError(
             f"labels under {wildcards.labeller} requested, but systems.{wildcards.system} is labelled by {expected}"
         )
-    return f"results/{wildcards.system}/{wildcards.role}/frames.extxyz"
+    if wildcards.subset == "test":
+        return {"frames": f"results/{wildcards.system}/test/frames.extxyz"}
+    return {"frames": f"results/{wildcards.system}/pool/frames.extxyz",
+            "selection": f"results/{wildcards.system}/{wildcards.subset}.json"}
 
 
-def selection_file(wildcards):
-    return checkpoints.select.get(system=wildcards.system, method=wildcards.method, seed=wildcards.seed).output[0]
-
-
-def label_path(system, role, frame):
-    return f"results/{system}/labels/{labeller_dir(system)}/{role}/{frame}.extxyz"
+def label_batches(system, subset, n):
+    """The label files that hold the first ``n`` frames of ``subset`` (``selection/<method>/seed<seed>`` or
+    ``test``): their number follows from n and labelling.batch_size, so the plan needs no selection file."""
+    return [f"results/{system}/labels/{labeller_dir(system)}/{subset}/batch{k}.extxyz"
+            for k in range(-(-int(n) // LABEL_BATCH))]
 
 
 def training_labels(wildcards):
-    """Label files of the first n frames of the (method, seed) selection: the training set of size n."""
-    with open(selection_file(wildcards)) as handle:
-        indices = json.load(handle)["indices"][: int(wildcards.n)]
-    return [label_path(wildcards.system, "pool", i) for i in indices]
+    """Label batches holding the first n frames of the (method, seed) selection: the training set of size n
+    (the training script takes the first n of them)."""
+    return label_batches(wildcards.system, f"selection/{wildcards.method}/seed{wildcards.seed}", wildcards.n)
 
 
 def test_labels(wildcards):
-    return [label_path(wildcards.system, "test", i) for i in range(n_frames(config, "test"))]
+    return label_batches(wildcards.system, "test", n_frames(config, "test"))
 
 
 def test_set(wildcards):
@@ -165,17 +172,6 @@ def model_dirs():
     if FULL_N is not None:
         dirs += [f"results/{system}/models/full/n{FULL_N}/seed{seed}" for system in SWEEP["systems"] for seed in SWEEP["seeds"]]
     return dirs
-
-
-def selection_files():
-    """Every selection of the sweep, the upper-bound arm's included."""
-    methods = list(SWEEP["methods"]) + (["full"] if FULL_N is not None else [])
-    return [
-        f"results/{system}/selection/{method}/seed{seed}.json"
-        for system in SWEEP["systems"]
-        for method in methods
-        for seed in SWEEP["seeds"]
-    ]
 
 
 def selection_length(wildcards):

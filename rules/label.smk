@@ -2,20 +2,24 @@ from confselect.labelling import labeller_cores
 
 
 rule label:
-    """One reference calculation per unique frame and labeller (reused through the label store)."""
+    """The labels of one batch of frames: positions [batch x B, (batch + 1) x B) of a selection (subset
+    selection/<method>/seed<seed>, in selection order) or of the held-out frames (subset test), with
+    B = labelling.batch_size. Each label is computed once per labeller and reused through the label store,
+    also where several selections pick the same frame (docs/cluster.md, "Label jobs")."""
     input:
-        pool_or_test_frames,
-        ancient("results/selections_complete.txt"),  # see rule selections_complete
+        unpack(label_batch_input),
     output:
-        "results/{system}/labels/{labeller}/{role}/{frame}.extxyz",
+        "results/{system}/labels/{labeller}/{subset}/batch{batch}.extxyz",
     params:
         # Only what changes the numbers: a new executable, launcher, thread count or time limit is no
         # reason to compute a label again (the script reads those from the config).
         labeller=lambda w: label_identity(config, w.system),
         store=config["labelling"]["store"],
+        batch_size=LABEL_BATCH,
+        first=lambda w: int(w.batch) * LABEL_BATCH,
     threads: lambda w: labeller_cores(*labeller_settings(config, w.system))  # CP2K: ranks x threads
     log:
-        "logs/{system}/labels/{labeller}/{role}_{frame}.log",
+        "logs/{system}/labels/{labeller}/{subset}/batch{batch}.log",
     conda:
         "../envs/label.yaml"
     script:
@@ -23,9 +27,8 @@ rule label:
 
 
 rule test_set:
-    """The held-out frames' labels (and failure records) of a system in one file: each model's test-error job
-    then names one input instead of every test label, which on a paper-scale sweep (670 models x 100 test
-    frames) took a third of the plan's input files. Runs on the submitting host."""
+    """The held-out frames' labels (and failure records) of a system in one file, gathered from their label
+    batches: each model's test-error job names one input. Runs on the submitting host."""
     input:
         test_labels,
     output:

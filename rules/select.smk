@@ -21,7 +21,7 @@ rule descriptors:
         "../workflow/scripts/descriptors.py"
 
 
-checkpoint select:
+rule select:
     """One ordered selection per (system, method, seed), sweep.n_select long (default: the largest size)."""
     input:
         features="results/{system}/pool/features.npz",
@@ -38,23 +38,6 @@ checkpoint select:
         "../envs/select.yaml"
     script:
         "../workflow/scripts/select.py"
-
-
-rule selections_complete:
-    """Every selection of the sweep exists. Label jobs wait for this file, so that no label job (grouped into
-    one Slurm job with others by the cluster profile) is queued or running when a selection checkpoint
-    finishes: Snakemake 9.27 re-forms the groups of the whole DAG after a checkpoint and submits a group that
-    is already in flight a second time (snakemake-executor-plugin-slurm issue 253). The labels take it as
-    ancient input, so a selection added later moves no finished label. Runs on the submitting host."""
-    input:
-        selection_files(),
-    output:
-        "results/selections_complete.txt",
-    log:
-        "logs/selections_complete.log",
-    localrule: True
-    run:
-        Path(output[0]).write_text("".join(f"{path}\n" for path in input))
 
 
 rule coverage:

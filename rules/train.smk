@@ -1,8 +1,7 @@
 rule train:
     """SchNetPack SchNet on the energies and forces of the first n selected frames."""
     input:
-        # Only the labels: the selection file is read through the checkpoint, so re-running a selection
-        # that keeps this training set's frames (a new, larger size of a greedy method) retrains nothing.
+        # the label batches that hold the first n frames of the selection, in selection order
         labels=training_labels,
     output:
         model="results/{system}/models/{method}/n{n}/seed{seed}/model.pt",

@@ -31,7 +31,7 @@ from confselect.labelling import LabelFailure, labeller_cores
 from confselect.labelling.cp2k import SOLVER_SETTINGS, CP2KLabeller
 from confselect.labelling.cp2k_input import render_input
 from confselect.labelling.cp2k_settings import labeller_from_config, settings_from_schema
-from confselect.labelling.frame_job import label_frame
+from confselect.labelling.frame_job import label_batch
 from confselect.labelling.store import LabelStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -252,17 +252,18 @@ def test_missing_launcher_or_executable_at_run_time(fake, tmp_path, settings, mi
 
 # ---------------------------------------------------------------------------------------- the label job
 def job(tmp_path, settings, frame_index=0):
+    """A label job of one frame: what happened to it, what the job wrote, the store."""
     store = LabelStore(tmp_path / "store", "cp2k-test")
-    out = tmp_path / "labels" / "pool" / f"{frame_index}.extxyz"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = tmp_path / "labels" / "selection" / "batch0.extxyz"
     complete = settings_from_schema({"executable": "fake-cp2k", **settings})  # as the workflow passes them
-    status = label_frame(frame(), "cp2k", complete, store, out, frame_index, "pool", job_threads=1,
+    counts = label_batch({frame_index: frame()}, "cp2k", complete, store, out, "pool", job_threads=1,
                          log=lambda text: None)
+    (status,) = counts
     return status, read(out), store
 
 
 def fake_runs(tmp_path, frame_index=0) -> list[str]:
-    runs = tmp_path / "labels" / "pool" / f".{frame_index}.work" / ".fake_runs"
+    runs = tmp_path / "labels" / "selection" / f".pool_{frame_index}.work" / ".fake_runs"
     return runs.read_text().split() if runs.exists() else []
 
 
@@ -274,7 +275,7 @@ def test_corrupted_forces_give_one_transient_failure_record_and_the_job_ends(fak
     assert record.info["label_transient"] is True and "add up" in record.info["label_error"]
     assert "ENERGY| Total FORCE_EVAL" in record.info["label_out_tail"]
     assert store.get(frame()) is None  # not stored: the next run tries again
-    work = tmp_path / "labels" / "pool" / ".0.work"
+    work = tmp_path / "labels" / "selection" / ".pool_0.work"
     assert {"label.inp", "label.out", "label-forces-1_0.xyz"} <= {p.name for p in work.iterdir()}
     fake("ok:2023.1")
     status, labelled, store = job(tmp_path, {})

@@ -103,12 +103,12 @@ def _placeholders(workdir, rule, config):
 
     The inputs are not valid (text in an .npy, an .extxyz, a .pt): a job that reads any of them before it
     checks its device fails with another error than the one the test expects."""
-    labels = f"labels/{labeller_id(config, 'NaCl')}/pool"
+    labels = f"labels/{labeller_id(config, 'NaCl')}/selection/random/seed0"  # n = 4: one batch
     model = "models/random/n4/seed0"
     chain = {
         "descriptors": ["pool/frames.extxyz"],
         "select": ["pool/features.npz", "pool/descriptors.npy"],
-        "train": ["selection/random/seed0.json", *(f"{labels}/{i}.extxyz" for i in range(4))],
+        "train": ["selection/random/seed0.json", f"{labels}/batch0.extxyz"],
         "ml_md": [f"{model}/model.pt", f"{model}/training.json", "test/frames.extxyz", "reference/npt.json",
                   "reference/state_points.extxyz", "reference/nvt.json"],
     }

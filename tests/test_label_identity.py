@@ -151,6 +151,24 @@ def test_import_replaces_a_failure_record_with_a_label(tmp_path):
     assert read(local.get(salt())).get_potential_energy() == -7.5
 
 
+def test_import_reads_every_frame_of_a_runs_label_batch(tmp_path):
+    """A run's label batch holds several frames, each checked on its own: the good ones enter the store, a
+    label of other physics is rejected by its position in the batch."""
+    batch_dir = tmp_path / "results" / "NaCl" / "labels" / "cp2k-0123abcd" / "selection" / "rnd" / "seed0"
+    batch_dir.mkdir(parents=True)
+    batch = batch_dir / "batch0.extxyz"
+    frames = [labelled(salt(0.1)), labelled(salt(0.2), labeller="cp2k-ffffffff"), labelled(salt(0.3), energy=-2.0)]
+    frames[0].info["label_origin"] = "computed"
+    write(batch, frames, format="extxyz")
+    local = LabelStore(tmp_path / "local", "cp2k-0123abcd")
+    report = import_labels([tmp_path / "results"], local, "cp2k-0123abcd")
+    assert report.imported == [f"{batch}@0", f"{batch}@2"]
+    assert [name for name, _ in report.rejected] == [f"{batch}@1"]
+    assert read(local.get(salt(0.3))).get_potential_energy() == -2.0
+    assert "label_origin" not in read(local.get(salt(0.1))).info
+    assert local.get(salt(0.2)) is None
+
+
 def test_import_command_reads_the_workflow_config(tmp_path, capsys):
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"labelling": {"store": str(tmp_path / "store")},
@@ -200,4 +218,4 @@ def test_after_labelling_a_machine_setting_plans_no_label_and_a_physics_setting_
     needs = {"launcher": "mpirun -np {ranks}"} if key == "ranks" else {}  # more than one rank needs a launcher
     override.write_text(yaml.safe_dump({"labelling": {"cp2k": {**needs, key: changed(current, prop)}}}))
     plan = planned_jobs(snakemake(work, "-n", "--until", "test_set", configfiles=(*configs, override)).stdout)
-    assert plan.get("label", 0) == (0 if prop.get("x-machine") else 2), (key, plan)
+    assert plan.get("label", 0) == (0 if prop.get("x-machine") else 1), (key, plan)  # the two frames' batch

@@ -1,5 +1,6 @@
 """The label store: one entry per configuration and labeller settings, written atomically."""
 
+import pytest
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
@@ -7,7 +8,7 @@ from ase.io import read, write
 
 from confselect.labelling import LabelFailure, failure_record
 from confselect.labelling.store import LabelStore, configuration_key
-from confselect.training import labelled_frames
+from confselect.training import failure_record_at, labelled_frames
 
 
 def salt(shift=0.0):
@@ -42,8 +43,8 @@ def test_failure_records_are_skipped_by_the_training_set_builder(tmp_path):
     bad_path = tmp_path / "1.extxyz"
     failure_record(salt(0.1), "cp2k", LabelFailure("SCF not converged", scf_iterations=50)).write(bad_path)
     frames, failed = labelled_frames([good_path, bad_path])
-    assert len(frames) == 1 and failed == [str(bad_path)]
-    record = read(bad_path)
+    assert len(frames) == 1 and failed == [f"{bad_path}@0"]
+    record = failure_record_at(failed[0])
     assert record.info["label_status"] == "failed" and record.info["label_scf_iterations"] == 50
 
 
@@ -57,6 +58,27 @@ def test_a_gathered_label_file_names_its_failures_by_index(tmp_path):
         frames, failed = labelled_frames(paths)
         assert len(frames) == 2 and failed == [f"{gathered}@1"]
         assert frames[1].get_potential_energy() == -1.0
+
+
+def test_a_training_set_is_the_first_n_frames_of_its_batches_failures_included(tmp_path):
+    """A training set of n takes the first n selected frames across the label batches, whether or not they
+    have a label: a failure record counts against n and is not replaced by a later frame."""
+    batches = []
+    for k, energies in enumerate([(-1.0, None, -3.0), (-4.0, -5.0, -6.0)]):
+        frames = []
+        for energy in energies:
+            if energy is None:
+                frames.append(failure_record(salt(0.1), "cp2k", LabelFailure("SCF not converged")))
+            else:
+                atoms = salt()
+                atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=np.zeros((2, 3)))
+                frames.append(atoms)
+        batches.append(tmp_path / f"batch{k}.extxyz")
+        write(batches[-1], frames, format="extxyz")
+    frames, failed = labelled_frames(batches, first=4)
+    assert [a.get_potential_energy() for a in frames] == [-1.0, -3.0, -4.0]
+    assert failed == [f"{batches[0]}@1"]
+    assert len(labelled_frames(batches)[0]) == 5
 
 
 # ---------------------------------------------------------------------------------------------- claims
@@ -131,3 +153,59 @@ def test_a_claim_whose_holder_is_gone_is_taken_over(tmp_path):
     assert acquired.wait(5.0)
     thread.join()
     assert not lock.exists()
+
+
+# ------------------------------------------------------------------------------------------ label batches
+class CountingLabeller:
+    """Stands in for a labeller: energy = -x of the second atom, and a record of the frames it computed."""
+
+    def __init__(self, calls):
+        self.calls = calls
+
+    def label(self, atoms, workdir):
+        self.calls.append(round(float(atoms.positions[1, 0]), 3))
+        out = atoms.copy()
+        out.calc = SinglePointCalculator(out, energy=-float(atoms.positions[1, 0]), forces=np.zeros((len(atoms), 3)))
+        return out
+
+
+def test_a_batch_labels_free_frames_first_and_reuses_a_frame_another_job_computes(tmp_path, monkeypatch):
+    """Two selections' batches share a frame: the second job labels its other frames while the first holds the
+    shared frame's claim, then reuses the first job's label. Every frame is computed once; the batch file
+    keeps batch order and says where each label came from."""
+    import threading
+
+    from confselect.labelling import frame_job
+
+    calls = []
+    monkeypatch.setattr(frame_job, "make_labeller", lambda name, settings, threads: CountingLabeller(calls))
+    store = LabelStore(tmp_path / "store", "fake-00000000")
+    shared, own = salt(0.1), salt(0.2)
+    held, release = threading.Event(), threading.Event()
+
+    def first_job():  # holds the shared frame's claim until told, then stores its label
+        with store.claim(shared, poll_s=0.05):
+            held.set()
+            release.wait(30)
+            labelled = CountingLabeller(calls).label(shared, None)
+            store.put(labelled, original=shared)
+
+    other = threading.Thread(target=first_job)
+    other.start()
+    held.wait(30)
+    log = []
+    timer = threading.Timer(0.5, release.set)
+    timer.start()
+    out = tmp_path / "labels" / "batch0.extxyz"
+    counts = frame_job.label_batch({7: shared, 3: own}, "fake", {}, store, out, "pool", 1, log=log.append)
+    other.join()
+    assert counts == {"labelled": 1, "reused": 1}
+    assert calls == [3.0, 2.9]  # its own frame first (x = 2.8 + 0.2), then the other job's (2.8 + 0.1)
+    assert any("being labelled by another job" in line for line in log)
+    written = read(out, index=":")
+    assert [a.info["frame"] for a in written] == [7, 3]
+    assert [a.info["label_origin"] for a in written] == ["store", "computed"]
+    assert [a.get_potential_energy() for a in written] == pytest.approx([-2.9, -3.0])
+    # a second run of the same batch computes nothing
+    counts = frame_job.label_batch({7: shared, 3: own}, "fake", {}, store, out, "pool", 1, log=log.append)
+    assert counts == {"reused": 2} and len(calls) == 2

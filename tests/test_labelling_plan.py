@@ -1,50 +1,66 @@
-"""A frame picked by several methods, sizes or seeds is labelled once: the plan holds |union| label jobs,
-minus the frames already labelled by an earlier run."""
+"""A frame picked by several methods, sizes or seeds is computed once: the label batches of overlapping
+selections compute |union| frames, minus those the label store already holds, and copy the rest."""
 
 import json
 import shutil
+from collections import Counter
 
 import pytest
 import yaml
+from ase.io import read
 
 from conftest import TINY, planned_jobs, snakemake
 
-TINY_N_TRAIN = yaml.safe_load(TINY.read_text())["sweep"]["n_train"]
+TINY_CONFIG = yaml.safe_load(TINY.read_text())
+TINY_N_TRAIN = TINY_CONFIG["sweep"]["n_train"]
 
 pytestmark = pytest.mark.workflow
 
 
-def test_overlapping_selections_plan_one_label_job_per_unique_new_frame(tiny_run, tmp_path):
+def test_overlapping_selections_compute_each_new_frame_once(tiny_run, tmp_path):
+    from confselect.labelling.store import LabelStore
+
     workdir = tmp_path / "run"
     shutil.copytree(tiny_run, workdir, symlinks=True)
     label_dir = next((workdir / "results/NaCl/labels").iterdir())
-    # The earlier run's upper-bound arm labelled the whole pool; keep the labels of its random and rnd
-    # models only, so that the new selections need some frames the directory does not hold.
+    store = LabelStore(workdir / "results/label_store", label_dir.name)
+    pool = read(workdir / "results/NaCl/pool/frames.extxyz", index=":")
+    # The earlier run's upper-bound arm labelled the whole pool; keep the stored labels of its random and
+    # rnd models only, so that the new selections need some frames the store does not hold.
     earlier = {i for method in ("random", "rnd") for i in json.loads(
         (workdir / f"results/NaCl/selection/{method}/seed0.json").read_text())["indices"][:max(TINY_N_TRAIN)]}
-    for path in (label_dir / "pool").glob("*.extxyz"):
-        if int(path.stem) not in earlier:
-            path.unlink()
-    already = {int(p.stem) for p in (label_dir / "pool").glob("*.extxyz")}
-    assert already == earlier
+    for i, atoms in enumerate(pool):
+        if i not in earlier:
+            store.get(atoms).unlink()
+    assert {i for i, atoms in enumerate(pool) if store.get(atoms)} == earlier
     # 40 of 60 pool frames per selection: selections must overlap (40 + 40 > 60)
     override = tmp_path / "overlap.yaml"
     override.write_text(yaml.safe_dump({"sweep": {"methods": ["random", "rnd"], "n_train": [10, 40], "seeds": [0, 1],
                                                   "full": {"enabled": False}}}))
     configs = (TINY, override)
     snakemake(workdir, "--until", "select", configfiles=configs)
-    selections = [
-        json.loads((workdir / f"results/NaCl/selection/{method}/seed{seed}.json").read_text())["indices"]
+    selections = {
+        (method, seed): json.loads((workdir / f"results/NaCl/selection/{method}/seed{seed}.json").read_text())["indices"]
         for method in ("random", "rnd")
         for seed in (0, 1)
-    ]
-    assert len(selections) == 4 and all(len(s) == 40 for s in selections)
-    union = set().union(*selections)
-    assert len(union) < sum(len(s) for s in selections)  # they do overlap
+    }
+    assert len(selections) == 4 and all(len(s) == 40 for s in selections.values())
+    union = set().union(*selections.values())
+    assert len(union) < sum(len(s) for s in selections.values())  # they do overlap
+    assert union & earlier  # seed 0 selections start with the earlier run's picks
+    batch = TINY_CONFIG["labelling"]["batch_size"]
     plan = planned_jobs(snakemake(workdir, "-n", configfiles=configs).stdout)
-    assert union & already  # seed 0 selections start with the earlier run's picks
-    assert plan["label"] == len(union - already)  # test frames and earlier labels are not planned again
-    assert plan["train"] == 2 * 2 * 2
+    assert plan["label"] == 4 * (40 // batch)  # the seed-0 batches' selections changed: every batch is planned
+    snakemake(workdir, "--until", "label", configfiles=configs)
+    origins = Counter()
+    for (method, seed), indices in selections.items():
+        batches = sorted((label_dir / f"selection/{method}/seed{seed}").glob("batch*.extxyz"),
+                         key=lambda p: int(p.stem.removeprefix("batch")))
+        frames = [atoms for path in batches for atoms in read(path, index=":")]
+        assert [a.info["frame"] for a in frames] == indices  # batch order is selection order
+        origins.update((a.info["frame"], a.info["label_origin"]) for a in frames)
+    computed = Counter(frame for (frame, origin), n in origins.items() if origin == "computed" for _ in range(n))
+    assert set(computed) == union - earlier and set(computed.values()) == {1}  # each new frame once, no old one
 
 
 def test_the_planned_cp2k_cost_needs_no_label_job(tmp_path):

@@ -7,10 +7,9 @@ a cluster without accounting.  Its one node is declared with more CPUs and memor
 (``SlurmdParameters=config_overrides``): Slurm books what the profile asks for, nothing enforces it.
 
 By default (``make test``) the run stops after the model's training and its test-set errors, which keeps
-the test to a few minutes on two cores: classical MD, pool features, descriptors, the selection
-checkpoint, the label jobs of the training and the held-out frames (one Slurm job each, as the profile
-submits them; grouped where the profile groups them), training and test errors, in one invocation; the
-test counts every label target's Slurm jobs.
+the test to a few minutes on two cores: classical MD, pool features, descriptors, the selection, the
+label batches of the training and the held-out frames (one Slurm job per batch), training and test errors,
+in one invocation; the test counts every label batch's Slurm jobs.
 With ``CONFSELECT_SLURM_TEST_FULL=1`` it runs the whole workflow, also in one command, and compares
 summary.csv.
 
@@ -21,7 +20,7 @@ job-completion file read through ``sacct -c``):
   to cuda); the label jobs in the CPU partition; every other rule in the default partition,
   without a GPU;
 * each job's CPUs (= the job's threads as Snakemake logged them), memory and time limit are the
-  profile's values for its attempt; for a label group, the layered sums the profile's comment spells out;
+  profile's values for its attempt;
 * the train job, cancelled with ``scancel`` while its script runs, was resubmitted by Snakemake as
   attempt 2 with the profile's attempt-2 memory and time limit, and the run completed;
 * the retried model is bit-for-bit the model an undisturbed training on the same labels gives (trained
@@ -48,6 +47,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ase.io import read
 
 from slurm_cluster import SlurmCluster, mem_mb, minutes, why_no_live_cluster
 
@@ -73,7 +73,9 @@ SWEEP = {
     "test": {"frame_interval_fs": 1000.0},
 }
 MODEL = {"system": "NaCl", "method": "random", "n": 4, "seed": 0}
-N_LABELS = 4 + 2  # the training frames and the two held-out frames
+LABEL_BATCH = yaml.safe_load(TINY.read_text())["labelling"]["batch_size"]
+# the label batches of the training frames and of the two held-out frames
+N_LABEL_JOBS = math.ceil(MODEL["n"] / LABEL_BATCH) + math.ceil(2 / LABEL_BATCH)
 MODEL_DIR = f"results/{MODEL['system']}/models/{MODEL['method']}/n{MODEL['n']}/seed{MODEL['seed']}"
 RUN_TIMEOUT_S = 1200
 
@@ -132,9 +134,7 @@ def test_profile_routes_and_grows_with_attempt():
             values = [resource(p, rule, name, a) for a in (1, 2, 3)]
             assert all(isinstance(v, (int, float)) for v in values), (rule, name, values)
             assert values[0] < values[1] < values[2], f"{rule} {name} does not grow with attempt: {values}"
-    if "groups" in p:  # off by default (docs/cluster.md, "Grouping"); where it is on, labels go in batches
-        assert p["groups"]["label"] in p["group-components"]
-        assert int(p["group-components"][p["groups"]["label"]]) > 1
+    assert "groups" not in p, "labels are batched by the workflow (labelling.batch_size), not by Snakemake groups"
 
 
 # ---------------------------------------------------------------------------------------------- the run
@@ -191,60 +191,20 @@ def _script_running(workdir: Path, script: str) -> bool:
     return False
 
 
-class LabelsInFlight:
-    """Keeps every grouped label job that Slurm has before the selection checkpoint finishes in flight
-    across it: a pending one is held, a running one suspended, until Snakemake has updated the checkpoint's
-    dependencies. That is the moment at which Snakemake 9.27 submits such a group a second time; with fast
-    labels the race would otherwise be won or lost by chance."""
-
-    def __init__(self, log: Path, group: str):
-        self.log, self.group, self.held, self.suspended, self.checkpoint_done = log, group, set(), set(), False
-
-    def poll(self, queue) -> None:
-        if self.checkpoint_done:
-            return
-        if "Updating checkpoint dependencies" in self.log.read_text(errors="replace"):
-            self.checkpoint_done = True
-            time.sleep(3.0)  # let Snakemake act on the update before the labels go on
-            for job_id in self.held:
-                subprocess.run(["scontrol", "release", job_id], capture_output=True, timeout=30)
-            for job_id in self.suspended:
-                subprocess.run(["scontrol", "resume", job_id], capture_output=True, timeout=30)
-            return
-        for job_id, state, comment in queue:
-            # the Slurm plugin comments a group job "rule_<group name>_<its rules>"
-            if not comment.startswith(f"rule_{self.group}_") or job_id in self.suspended:
-                continue
-            if state == "PENDING" and job_id not in self.held:
-                if subprocess.run(["scontrol", "hold", job_id], capture_output=True, timeout=30).returncode == 0:
-                    self.held.add(job_id)
-            elif state == "RUNNING":  # started before the hold took: suspend it
-                if subprocess.run(["scontrol", "suspend", job_id], capture_output=True, timeout=30).returncode == 0:
-                    self.suspended.add(job_id)
-
-    @property
-    def kept(self) -> list[str]:
-        return sorted(self.held | self.suspended)
-
-
 def _run_and_kill_train(cmd, log: Path, workdir: Path, timeout: float, on_train_submitted) -> dict:
     """Run snakemake; cancel the first train job once its training script runs; return what was cancelled.
 
     ``on_train_submitted()`` is called once, when a train job is first in the queue (its labels exist).
-    Label groups queued before the selection checkpoint finishes are kept in flight across it
-    (:class:`LabelsInFlight`).
     """
     killed, seen = {}, False
     deadline = time.time() + timeout
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-        in_flight = LabelsInFlight(log, load_profile().get("groups", {}).get("label", "label"))
         try:
             while proc.poll() is None:
                 if time.time() > deadline:
                     raise TimeoutError(f"snakemake did not finish within {timeout} s")
                 queue = _squeue()
-                in_flight.poll(queue)
                 if not killed:
                     for job_id, state, comment in queue:
                         if not comment.startswith("rule_train_"):
@@ -262,7 +222,7 @@ def _run_and_kill_train(cmd, log: Path, workdir: Path, timeout: float, on_train_
                 proc.wait(timeout=60)
     if proc.returncode != 0:
         raise AssertionError(f"{shlex.join(cmd)} failed ({proc.returncode}):\n{log.read_text()[-6000:]}")
-    return {**killed, "kept_across_checkpoint": in_flight.kept}
+    return killed
 
 
 def _reference_worker() -> None:
@@ -279,7 +239,7 @@ def _reference_worker() -> None:
     from confselect.training import SchNetTrainer, labelled_frames
 
     args = json.loads(sys.argv[1])
-    frames, failed = labelled_frames(args["labels"])
+    frames, failed = labelled_frames(args["labels"], first=args["n"])
     SchNetTrainer(seed=args["seed"], **args["training"]).fit(frames, args["out"])
     print("trained", flush=True)
     request = json.loads(sys.stdin.readline())
@@ -320,9 +280,11 @@ class ReferenceTraining:
         selection = json.loads(
             (self.run / "results" / m["system"] / "selection" / m["method"] / f"seed{m['seed']}.json").read_text()
         )
-        labels = [str(_label_path(self.run, m["system"], "pool", i)) for i in selection["indices"][: m["n"]]]
+        labels = [str(path) for path in _label_batches(self.run, m["system"], f"selection/{m['method']}/seed{m['seed']}")]
+        assert labels and len(selection["indices"]) >= m["n"]
         self.out.mkdir(parents=True, exist_ok=True)
-        args = json.dumps({"labels": labels, "training": self.training, "seed": m["seed"], "out": str(self.out)})
+        args = json.dumps({"labels": labels, "n": m["n"], "training": self.training, "seed": m["seed"],
+                           "out": str(self.out)})
         code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_slurm; test_slurm._reference_worker()"
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code, args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=self.out
@@ -391,16 +353,14 @@ def slurm_run(tmp_path_factory):
     small.write_text(yaml.safe_dump(SWEEP))
     configs = [TINY, small]
 
-    cores = int(profile.get("cores", 1))
-    max_threads = max([cores, *profile.get("set-threads", {}).values()])
+    max_threads = max([1, *profile.get("set-threads", {}).values()])
     attempts = int(profile.get("retries", 0)) + 1
     per_job = max(resource(profile, r, "mem_mb", attempts) for r in ALL_RULES)
-    per_group = max(1, cores // threads(profile, "label")) * resource(profile, "label", "mem_mb", attempts)
     cluster = SlurmCluster(
         tmp / "cluster",
         partitions={parts["default"]: {"default": True}, parts["gpu"]: {}, parts["cpu"]: {}},
         cpus=4 * max_threads,
-        real_memory_mb=2 * (per_job + per_group),
+        real_memory_mb=4 * per_job,
     )
     reference = ReferenceTraining(workdir, configs, tmp / "reference", threads=1)
     logs: list[Path] = []
@@ -430,15 +390,12 @@ def slurm_run(tmp_path_factory):
             cluster.stop()
             timings["cluster_stop_s"] = time.time() - t
         t = time.time()
-        test_labels = sorted(
-            (workdir / "results" / MODEL["system"] / "labels").glob("*/test/*.extxyz"), key=lambda p: int(p.stem)
-        )
+        test_labels = _label_batches(workdir, MODEL["system"], "test")
         comparison = reference.compare(workdir / MODEL_DIR / "model.pt", test_labels if FULL else ())
         timings["reference_wait_s"] = time.time() - t
     finally:
         reference.close()
-    print(f"\nSlurm test timings: {json.dumps({k: round(v, 1) for k, v in timings.items()})}; "
-          f"label groups kept in flight across the checkpoint: {killed.get('kept_across_checkpoint')}")
+    print(f"\nSlurm test timings: {json.dumps({k: round(v, 1) for k, v in timings.items()})}")
     return {
         "profile": profile, "partitions": parts, "workdir": workdir, "jobs": jobs, "killed": killed,
         "jobcomp": jobcomp, "jobcomp_file": jobcomp_file, "config": configs,
@@ -464,7 +421,7 @@ def test_every_rule_ran_under_slurm_and_completed(slurm_run):
         assert slurm_run["jobcomp"][j["job_id"]]["State"].split()[0] == expected, slurm_run["jobcomp"][j["job_id"]]
         assert slurm_run["jobcomp"][j["job_id"]]["Partition"] == j["partition"]
         assert slurm_run["jobcomp_file"][j["job_id"]]["Partition"] == j["partition"]
-    assert not any(j["group"] and set(j["rules"]) != {"label"} for j in jobs), "only label jobs are grouped"
+    assert not any(j["group"] for j in jobs), "no job is a Snakemake group"
 
 
 @pytest.mark.slurm
@@ -486,39 +443,33 @@ def test_partitions_and_gpus(slurm_run):
 @pytest.mark.slurm
 def test_resources_are_the_profiles(slurm_run):
     p, logged = slurm_run["profile"], slurm_run["threads"]
-    cores = int(p.get("cores", 1))
     assert logged["label"] == threads(p, "label"), "label threads are not the profile's set-threads"
     for j in slurm_run["jobs"]:
         (rule,) = j["rules"]
         a = j["attempt"]
-        mem, runtime, nthreads = resource(p, rule, "mem_mb", a), resource(p, rule, "runtime", a), logged[rule]
-        if j["group"]:
-            side_by_side = max(1, min(j["n_jobs"], cores // nthreads))
-            layers = math.ceil(j["n_jobs"] / side_by_side)
-            expected = (side_by_side * nthreads, side_by_side * mem, layers * runtime)
-        else:
-            expected = (nthreads, mem, runtime)
+        expected = (logged[rule], resource(p, rule, "mem_mb", a), resource(p, rule, "runtime", a))
         assert (j["cpus"], j["mem_mb"], j["time_min"]) == expected, j
     labels = _by_rule(slurm_run["jobs"], "label")
-    n_labels = sum(j["n_jobs"] for j in labels)
-    assert n_labels == N_LABELS, labels  # each training and test frame labelled once
-    if "groups" in p:
-        assert len(labels) < n_labels, "label jobs were not grouped"
-    else:
-        assert len(labels) == n_labels and not any(j["group"] for j in labels), labels
+    assert len(labels) == N_LABEL_JOBS and all(j["n_jobs"] == 1 for j in labels), labels
 
 
 @pytest.mark.slurm
 def test_one_command_submits_every_label_job_once(slurm_run):
-    """The label jobs and the selection checkpoint in one invocation: no label target is in two Slurm jobs
-    (Snakemake 9.27 resubmits a label group around a checkpoint, which is why the profile does not group
-    labels and the workflow keeps them behind every selection)."""
+    """Selection and labels in one invocation: every label batch is one Slurm job, submitted once, and every
+    frame of the training set and the test set was labelled (computed or from the store) exactly once."""
     from collections import Counter
 
     labels = _by_rule(slurm_run["jobs"], "label")
     submitted = Counter(t for j in labels for t in j["targets"])
-    assert len(submitted) == N_LABELS, submitted
+    assert len(submitted) == N_LABEL_JOBS, submitted
     assert max(submitted.values()) == 1, {t: n for t, n in submitted.items() if n > 1}
+    run, m = slurm_run["workdir"], MODEL
+    selection = json.loads((run / f"results/{m['system']}/selection/{m['method']}/seed{m['seed']}.json").read_text())
+    batches = _label_batches(run, m["system"], f"selection/{m['method']}/seed{m['seed']}")
+    frames = [a for path in batches for a in read(path, index=":")]
+    assert [a.info["frame"] for a in frames] == selection["indices"][: len(frames)] and len(frames) >= m["n"]
+    test = [a.info["frame"] for path in _label_batches(run, m["system"], "test") for a in read(path, index=":")]
+    assert test == [0, 1]
 
 
 @pytest.mark.slurm
@@ -553,9 +504,10 @@ def test_retried_training_gives_the_undisturbed_results(slurm_run):
         assert float(row[column]) == pytest.approx(ref["errors"][column], rel=1e-9, abs=1e-12), column
 
 
-def _label_path(run: Path, system: str, role: str, frame: int) -> Path:
-    (path,) = (run / "results" / system / "labels").glob(f"*/{role}/{frame}.extxyz")
-    return path
+def _label_batches(run: Path, system: str, subset: str) -> list[Path]:
+    """A subset's label batches (``selection/<method>/seed<seed>`` or ``test``), in batch order."""
+    (labels,) = (run / "results" / system / "labels").iterdir()
+    return sorted((labels / subset).glob("batch*.extxyz"), key=lambda p: int(p.stem.removeprefix("batch")))
 
 
 def _merge(base: dict, extra: dict) -> None:

@@ -1,9 +1,10 @@
 """Faults of a CP2K campaign on a real single-node Slurm, survived and counted: nothing recomputed, nothing lost.
 
 The tiny workflow (one model, four training frames and two held-out frames of an 8-ion NaCl cell, labelled
-by the real ``cp2k.psmp`` at cheap settings) runs through ``--workflow-profile profiles/slurm``, and three faults strike while it labels:
+by the real ``cp2k.psmp`` at cheap settings, two frames per label job) runs through
+``--workflow-profile profiles/slurm``, and three faults strike while it labels:
 
-1. ``scancel`` of a running label job, after at least one of its labels was computed;
+1. ``scancel`` of a running label job, after at least one label was computed;
 2. ``kill -9`` of the Snakemake driver while label jobs still run on the cluster, then ``snakemake
    --unlock`` and the same command again (its label jobs run beside the orphans of the first driver);
 3. a CP2K that exits non-zero on one training frame.
@@ -38,11 +39,11 @@ TARGETS = (f"{MODEL_DIR}/training.json", f"{MODEL_DIR}/test_errors.json")
 TIMEOUT_S = 1500
 
 CP2K_WRAPPER = """#!/bin/sh
-# Runs cp2k.psmp with the arguments it is given, in the label's work directory (.../labels/<id>/<role>/.<frame>.work),
-# recording in a ledger when each frame's calculation starts and how it ends; a frame listed in the crash
-# file exits non-zero instead of running CP2K.
-dir=$(basename "$PWD"); frame=${{dir#.}}; frame=${{frame%.work}}
-label="$(basename "$(dirname "$PWD")")/$frame"
+# Runs cp2k.psmp with the arguments it is given, in the label's work directory
+# (.../labels/<id>/<subset>/.<role>_<frame>.work), recording in a ledger when each frame's calculation starts
+# and how it ends (as <role>/<frame>); a frame listed in the crash file exits non-zero instead of running CP2K.
+name=$(basename "$PWD"); name=${{name#.}}; name=${{name%.work}}
+label="${{name%%_*}}/${{name#*_}}"
 echo "start $label" >> {ledger}
 if grep -qx "$label" {crash} 2>/dev/null; then
     echo "CP2K crashed (injected by the test)" >&2
@@ -64,6 +65,7 @@ def campaign_config(tmp: Path, executable: Path) -> dict:
         "systems": {"NaCl": {"labeller": "cp2k"}},
         "labelling": {
             "store": str(tmp / "label_store"),
+            "batch_size": 2,  # three label jobs: two of the training frames, one of the held-out frames
             "cp2k": {
                 "cutoff_Ry": 150.0, "rel_cutoff_Ry": 30.0, "xc_smoothing": False, "vdw": None, "eps_scf": 1.0e-5,
                 "basis": {"Na": "SZV-MOLOPT-SR-GTH-q9", "Cl": "SZV-MOLOPT-SR-GTH-q7"},
@@ -90,8 +92,8 @@ def _command(workdir: Path, configs, *extra) -> list[str]:
     return [*SNAKEMAKE, *TARGETS, "-s", str(REPO / "Snakefile"), "-d", str(workdir),
             "--workflow-profile", str(PROFILE_DIR), "--configfile", *map(str, configs),
             "--slurm-init-seconds-before-status-checks", "2",
-            # two Slurm jobs at a time: with one job per label, labels are still queued and running when the
-            # faults strike, instead of all six finishing together
+            # two Slurm jobs at a time: labels are still queued and running when the faults strike, instead of
+            # all three label jobs finishing together
             "--jobs", "2", *extra]
 
 
@@ -163,6 +165,19 @@ def faults(tmp_path_factory):
     return record
 
 
+def labels_written(workdir: Path) -> dict:
+    """Every label (or failure record) in the run's label batches, by ``<role>/<frame>``; a frame in two
+    batches would fail the test (each of this run's frames is in one)."""
+    label_dir = next((workdir / "results/NaCl/labels").iterdir())
+    written = {}
+    for path in label_dir.rglob("batch*.extxyz"):
+        for atoms in read(path, index=":", format="extxyz"):
+            key = f"{atoms.info['role']}/{atoms.info['frame']}"
+            assert key not in written, f"{key} in two label batches"
+            written[key] = atoms
+    return written
+
+
 def test_the_run_completes_after_every_fault(faults):
     assert faults["second_rc"] == 0, faults["second_log"][-5000:]
     for target in TARGETS:
@@ -174,16 +189,16 @@ def test_the_run_completes_after_every_fault(faults):
 def test_no_label_is_computed_twice_and_none_is_lost(faults):
     runs = completed(faults["ledger"])
     recomputed = {label: n - 1 for label, n in runs.items() if n > 1}
-    label_dir = next((faults["workdir"] / "results/NaCl/labels").iterdir())
     store = next(faults["store"].iterdir())
     stored = {}
     for path in store.rglob("*.extxyz"):
         atoms = read(path, format="extxyz")
         stored[f"{atoms.info['role']}/{atoms.info['frame']}"] = atoms
     lost = sorted(set(runs) - {k for k, a in stored.items() if a.info.get("label_status") != "failed"})
+    written = labels_written(faults["workdir"])
     selection = json.loads((faults["workdir"] / "results/NaCl/selection/random/seed0.json").read_text())
     needed = [f"pool/{i}" for i in selection["indices"][:4]] + ["test/0", "test/1"]
-    missing = [label for label in needed if not (label_dir / f"{label}.extxyz").exists()]
+    missing = [label for label in needed if label not in written]
     print(f"\nfaults: {json.dumps({k: faults[k] for k in ('cancelled_job', 'done_at_cancel', 'done_at_kill', 'crashed')})}; "
           f"CP2K completions {sum(runs.values())} of {len(runs)} labels; recomputed {sum(recomputed.values())}; "
           f"lost {len(lost)}")
@@ -193,10 +208,7 @@ def test_no_label_is_computed_twice_and_none_is_lost(faults):
 
 
 def test_a_crashed_cp2k_is_one_failure_record_that_training_counts(faults):
-    crashed = faults["crashed"]
-    role, frame = crashed.split("/")
-    label_dir = next((faults["workdir"] / "results/NaCl/labels").iterdir())
-    record = read(label_dir / role / f"{frame}.extxyz", format="extxyz")
+    record = labels_written(faults["workdir"])[faults["crashed"]]
     assert record.info["label_status"] == "failed"
     assert "7" in record.info["label_error"] and "injected by the test" in json.dumps(record.info, default=str)
     training = json.loads((faults["workdir"] / MODEL_DIR / "training.json").read_text())

@@ -56,20 +56,31 @@ def test_summary_has_one_row_per_model_with_physical_errors(tiny_run):
 
 
 def test_each_selected_frame_is_labelled_once(tiny_run):
-    """Label jobs = |union of the selections' frames| (+ the test frames), whatever overlaps between methods."""
-    n_max = max(TINY_CONFIG["sweep"]["n_train"])
-    union = set()
+    """Every frame of the selections' union (and every test frame) is computed by exactly one label batch,
+    whatever overlaps between methods; the others copy it from the store. Each selection's batches hold its
+    frames in selection order, as many as its length."""
+    from collections import Counter
+
+    from ase.io import read
+
+    n_max, batch = max(TINY_CONFIG["sweep"]["n_train"]), TINY_CONFIG["labelling"]["batch_size"]
+    label_dirs = list((tiny_run / "results/NaCl/labels").iterdir())
+    assert len(label_dirs) == 1
+    union, computed = set(), Counter()
     for sel in (p for p in (tiny_run / "results/NaCl/selection").glob("*/seed*.json") if "coverage" not in p.name):
         indices = json.loads(sel.read_text())["indices"]
         length = N_POOL if sel.parent.name == "full" else n_max  # the full arm orders the whole pool
         assert len(indices) == length == len(set(indices))
         union |= set(indices)
-    label_dirs = list((tiny_run / "results/NaCl/labels").iterdir())
-    assert len(label_dirs) == 1
-    pool_labels = sorted(int(p.stem) for p in (label_dirs[0] / "pool").glob("*.extxyz"))
-    assert pool_labels == sorted(union)
+        batches = [label_dirs[0] / f"selection/{sel.parent.name}/{sel.stem}/batch{k}.extxyz" for k in range(-(-length // batch))]
+        frames = [atoms for path in batches for atoms in read(path, index=":")]
+        assert [a.info["frame"] for a in frames] == indices
+        computed.update(a.info["frame"] for a in frames if a.info["label_origin"] == "computed")
+    assert set(computed) == union and set(computed.values()) == {1}
     n_test = int(TINY_CONFIG["test"]["ramp_fs"] // TINY_CONFIG["test"]["frame_interval_fs"])
-    assert len(list((label_dirs[0] / "test").glob("*.extxyz"))) == n_test
+    test = [a for path in sorted((label_dirs[0] / "test").glob("batch*.extxyz")) for a in read(path, index=":")]
+    assert sorted(a.info["frame"] for a in test) == list(range(n_test))
+    assert all(a.info["label_origin"] == "computed" for a in test)
     store = list((tiny_run / "results/label_store").rglob("*.extxyz"))
     assert len(store) == len(union) + n_test
 
@@ -230,10 +241,9 @@ def test_new_size_within_the_selection_trains_only_its_models(tiny_run, tmp_path
     before.update({p: p.stat().st_mtime_ns for p in (workdir / "results/NaCl/selection").glob("*/seed0.json")})
     plan = planned_jobs(snakemake(workdir, "-n", configfiles=configs).stdout)
     new_models = len(sweep["methods"])
-    # the barrier before labelling lists the sweep's selections, now without the upper-bound arm's: it is
-    # rewritten (a local job), and the labels take it as ancient input, so none is planned
+    # the new size's frames are in the label batches the larger sizes read: no label job is planned
     assert plan == {
-        "selections_complete": 1, "coverage": len(sweep["methods"]), "train": new_models, "test_errors": new_models, "ml_md": new_models,
+        "coverage": len(sweep["methods"]), "train": new_models, "test_errors": new_models, "ml_md": new_models,
         "summary": 1, "learning_curve": 1, "observables_report": 1, "density_report": 1,
         "verdict": 1, "report_page": 1, "all": 1,
     }  # fmt: skip

@@ -77,21 +77,31 @@ def build_model(n_atom_basis: int, n_interactions: int, n_rbf: int, cutoff_A: fl
     )
 
 
-def labelled_frames(paths):
-    """Split label files (one frame each, or several, as the gathered test set) into usable frames and failure
-    records (a failure record has no energy). ``paths`` is one file or several. A failure is named by its
-    file, ``file@index`` in a file of several frames."""
+def labelled_frames(paths, first: int | None = None):
+    """Split label files (label batches, the gathered test set, a single label) into usable frames and failure
+    records (a failure record has no energy), of the first ``first`` frames in file order (all if None).
+    ``paths`` is one file or several. A failure is named ``file@index`` (its position in the file)."""
     from ase.io import read
 
-    good, failed = [], []
+    good, failed, seen = [], [], 0
     for path in [paths] if isinstance(paths, (str, os.PathLike)) else paths:
-        frames = read(path, index=":", format="extxyz")
-        for i, atoms in enumerate(frames):
+        for i, atoms in enumerate(read(path, index=":", format="extxyz")):
+            if first is not None and seen >= first:
+                return good, failed
+            seen += 1
             if atoms.info.get("label_status", "ok") != "ok" or atoms.calc is None:
-                failed.append(str(path) if len(frames) == 1 else f"{path}@{i}")
+                failed.append(f"{path}@{i}")
             else:
                 good.append(atoms)
     return good, failed
+
+
+def failure_record_at(name: str):
+    """The failure record that :func:`labelled_frames` names ``file@index``."""
+    from ase.io import read
+
+    path, index = name.rsplit("@", 1)
+    return read(path, index=int(index), format="extxyz")
 
 
 class SchNetTrainer:

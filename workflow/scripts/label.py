@@ -1,24 +1,33 @@
-"""Label one frame (reusing the label store), or write a failure record if no trustworthy label exists.
+"""Label one batch of frames (reusing the label store): a label or a failure record for every frame, never a
+failed job.
 
-The logic is confselect.labelling.frame_job.label_frame: whatever the labeller does, the job ends with a
-label or a failure record for its frame, never with an error, and no other job computes the same frame.
+The batch is the frames at positions [batch x B, (batch + 1) x B) of a selection (pool frames, in selection
+order) or of the held-out trajectory, B = labelling.batch_size. The logic is
+confselect.labelling.frame_job.label_batch.
 """
+import sys
 from pathlib import Path
 
 from ase.io import read
 
 from confselect.config import labeller_settings
-from confselect.jobs import log_to
-from confselect.labelling.frame_job import label_frame
+from confselect.jobs import log_to, read_json
+from confselect.labelling.frame_job import label_batch
 from confselect.labelling.store import LabelStore
 
 log_to(snakemake)
-w = snakemake.wildcards
+w, p = snakemake.wildcards, snakemake.params
 # params.labeller holds the physics settings only (the label's identity); the labeller also needs the
 # machine settings (executable, launcher, threads, time limit), which are read from the config.
 name, settings = labeller_settings(snakemake.config, w.system)
-atoms = read(snakemake.input[0], index=int(w.frame), format="extxyz")
-atoms.calc = None
-label_frame(atoms, name, settings, LabelStore(snakemake.params.store, w.labeller), Path(snakemake.output[0]),
-            int(w.frame), w.role, int(snakemake.threads), labeller_id=w.labeller,
-            log=lambda text: print(text, flush=True))
+trajectory = read(snakemake.input.frames, index=":", format="extxyz")
+order = read_json(snakemake.input.selection)["indices"] if "selection" in snakemake.input.keys() else range(len(trajectory))
+indices = list(order)[p.first : p.first + p.batch_size]
+frames = {}
+for i in indices:
+    frames[int(i)] = trajectory[int(i)].copy()
+    frames[int(i)].calc = None
+counts = label_batch(frames, name, settings, LabelStore(p.store, w.labeller), Path(snakemake.output[0]),
+                     "pool" if w.subset != "test" else "test", int(snakemake.threads), labeller_id=w.labeller,
+                     log=lambda text: print(text, file=sys.stderr, flush=True))  # progress: the job's log
+print(f"batch {w.batch} of {w.subset}: {dict(counts)}", file=sys.stderr, flush=True)

@@ -81,8 +81,9 @@ class LabelStore:
         return path
 
     @contextlib.contextmanager
-    def claim(self, atoms, stale_after_s: float = STALE_AFTER_S, poll_s: float = 5.0, log=print):
-        """Hold the right to compute ``atoms``'s label; wait while another job holds it.
+    def claim(self, atoms, stale_after_s: float = STALE_AFTER_S, poll_s: float = 5.0, log=print, wait: bool = True):
+        """Hold the right to compute ``atoms``'s label (yields True); wait while another job holds it, or with
+        ``wait=False`` yield False at once.
 
         The claim is a lock file beside the entry, created exclusively (``O_CREAT | O_EXCL``, atomic on local
         file systems and on NFS v3 and later) and touched every ``stale_after_s / 10`` s while held. A claim
@@ -102,6 +103,9 @@ class LabelStore:
                 if _holder_gone(lock, holder, stale_after_s):
                     _remove_stale(lock, holder)
                     continue
+                if not wait:
+                    yield False
+                    return
                 now = time.time()
                 waited_since = waited_since or now
                 if now >= next_note:
@@ -115,7 +119,7 @@ class LabelStore:
             beat = threading.Thread(target=_heartbeat, args=(lock, stop, stale_after_s / 10.0), daemon=True)
             beat.start()
             try:
-                yield
+                yield True
             finally:
                 stop.set()
                 beat.join()

@@ -92,25 +92,29 @@ def import_labels(sources, store: LabelStore, labeller_id: str, accept_ids=()) -
         files += sorted(source.rglob("*.extxyz")) if source.is_dir() else [source]
     for path in files:
         try:
-            atoms = read(path, format="extxyz")
+            frames = read(path, index=":", format="extxyz")
         except Exception as err:  # noqa: BLE001 - an unreadable file is rejected, the import goes on
             report.rejected.append((str(path), f"unreadable: {err}"))
             continue
-        reason = check_label(path, atoms, labeller_id, accept_ids)
-        if reason is not None:
-            report.rejected.append((str(path), reason))
-            continue
-        existing = store.get(atoms)
-        if existing is not None:
-            if is_failure(read(existing, format="extxyz")) and not is_failure(atoms):
-                report.replaced_failures.append(str(path))
-            else:
-                report.already_stored.append(str(path))
+        for i, atoms in enumerate(frames):  # a store entry holds one frame, a run's label batch several
+            name = str(path) if len(frames) == 1 else f"{path}@{i}"
+            reason = check_label(path, atoms, labeller_id, accept_ids)
+            if reason is not None:
+                report.rejected.append((name, reason))
                 continue
-        else:
-            report.imported.append(str(path))
-        atoms.info["labeller_id"] = labeller_id
-        store.put(atoms)
+            existing = store.get(atoms)
+            if existing is not None:
+                if is_failure(read(existing, format="extxyz")) and not is_failure(atoms):
+                    report.replaced_failures.append(name)
+                else:
+                    report.already_stored.append(name)
+                    continue
+            else:
+                report.imported.append(name)
+            atoms.info["labeller_id"] = labeller_id
+            for key in ("label_origin",):  # about the job that wrote the batch, not the label
+                atoms.info.pop(key, None)
+            store.put(atoms)
     return report
 
 
