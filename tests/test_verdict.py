@@ -251,3 +251,5 @@ def test_a_method_that_never_reaches_a_target_the_baseline_reaches_gets_an_upper
     text = verdict_markdown(table, paired_comparisons(summary, alpha=0.05), summary, SETTINGS)
     bound = f"< {base['n_to_target'] / 32:.2g}"
     assert f"random needs {bound}x as many" in text and f"ratio {bound}" in text
+    assert slow["ratio_low"] == slow["ratio_high"] == 0  # in every resampling too: the interval's ends are bounds
+    assert f"as many, [<{base['n_to_target'] / 32:.2g}, <" in text and "[0, 0]" not in text

@@ -17,13 +17,18 @@ def format_n(value: float, censored: str, n_max: int) -> str:
     return f"<= {value:.0f}" if censored == "left" else f"{value:.3g}"
 
 
-def format_interval(low: float, high: float, bound: float, digits: int = 3) -> str:
-    """``[low, high]`` with an infinite end written as beyond ``bound`` (the largest value the sweep can show)."""
+def format_interval(low: float, high: float, bound: float, digits: int = 3, zero_bound: float | None = None) -> str:
+    """``[low, high]`` with an infinite end written as beyond ``bound`` (the largest value the sweep can show)
+    and, with ``zero_bound``, a zero end (a ratio where the method never reaches the target) as below it."""
     if math.isnan(low) or math.isnan(high):
         return "[n/a]"
 
     def end(x):
-        return f">{bound:.{digits}g}" if np.isinf(x) else f"{x:.{digits}g}"
+        if np.isinf(x):
+            return f">{bound:.{digits}g}"
+        if x == 0 and zero_bound is not None:
+            return f"<{zero_bound:.{digits}g}"
+        return f"{x:.{digits}g}"
 
     return f"[{end(low)}, {end(high)}]"
 
@@ -35,8 +40,14 @@ def format_ratio(row: dict) -> str:
     if np.isinf(ratio):
         return f"> {_ratio_bound(row):.2g}"
     if ratio == 0:  # the method never reaches the target within the sweep, the baseline does
-        return f"< {row['baseline_n_to_target'] / row['n_max']:.2g}"
+        return f"< {_zero_ratio_bound(row):.2g}"
     return f"{ratio:.2g}"
+
+
+def _zero_ratio_bound(row: dict) -> float:
+    """What a zero ratio (the method never reaches the target, the baseline does) is below: the baseline's
+    labels to target over the largest size."""
+    return row["baseline_n_to_target"] / row["n_max"]
 
 
 def _ratio_bound(row: dict) -> float:
@@ -76,7 +87,7 @@ def verdict_markdown(table, comparisons, summary, settings: dict, full=None) -> 
                         f"{format_interval(r['n_low'], r['n_high'], r['n_max'])}")
                 if base is not None and method != baseline and not math.isnan(r["ratio_vs_random"]):
                     text += (f" ({baseline} needs {format_ratio(r)}x as many, "
-                             f"{format_interval(r['ratio_low'], r['ratio_high'], _ratio_bound(r), 2)})")
+                             f"{format_interval(r['ratio_low'], r['ratio_high'], _ratio_bound(r), 2, _zero_ratio_bound(r))})")
                 parts.append(text)
             lines += [f"- **{rows.iloc[0]['criterion']}**: " + "; ".join(parts) + " labels.", ""]
         lines += _verdict_table(block, baseline), ""
