@@ -174,6 +174,13 @@ def model_dirs():
     return dirs
 
 
+def labeller_md_files():
+    """The labeller's own MD run of every system (validation.labeller_md), if switched on."""
+    if not config["validation"]["labeller_md"]["enabled"]:
+        return []
+    return [f"results/{system}/reference/labeller_md_{labeller_dir(system)}.json" for system in SWEEP["systems"]]
+
+
 def selection_length(wildcards):
     """How many frames a selection orders: the full arm's size for it, else sweep.n_select."""
     return FULL_N if wildcards.method == "full" and FULL_N is not None else n_select(config)

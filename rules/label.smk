@@ -1,3 +1,5 @@
+import math
+
 from confselect.labelling import labeller_cores
 
 
@@ -66,7 +68,8 @@ rule cp2k_cutoff_convergence:
 
 rule label_cost_estimate:
     """Planned labeller core-hours of the sweep for one system, before any label job: the measured single
-    point of the cutoff series at the campaign's cutoff times the number of labels the sweep can need.
+    point of the cutoff series at the campaign's cutoff times the number of labels the sweep can need, and
+    the labeller's own MD run (validation.labeller_md, whether or not it is switched on).
 
     Not part of `all`: snakemake --cores 2 results/NaCl/label_cost_estimate.json (prints the estimate)
     """
@@ -82,6 +85,11 @@ rule label_cost_estimate:
         n_selections=len(SWEEP["methods"]) * len(SWEEP["seeds"]),
         n_full=FULL_N or 0,  # the upper-bound arm's training set, one per seed
         n_seeds=len(SWEEP["seeds"]),
+        # the labeller's own MD (validation.labeller_md): its single points at the validation system size
+        n_atoms_label=2 * config["pool"]["n_ion_pairs"],
+        n_atoms_md=2 * config["pool"]["n_ion_pairs"] * math.prod(config["validation"]["supercell"]),
+        labeller_md_steps=round(sum(config["validation"]["labeller_md"][k] for k in ("equilibration_fs", "duration_fs"))
+                                / config["validation"]["md"]["timestep_fs"]),
     log:
         "logs/{system}/label_cost_estimate.log",
     conda:

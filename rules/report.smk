@@ -6,6 +6,7 @@ rule summary:
         md=[f"{d}/md.json" for d in model_dirs()],
         npt=[f"{d}/npt.json" for d in model_dirs()],
         reference_npt=[f"results/{system}/reference/npt.json" for system in SWEEP["systems"]],
+        labeller_md=labeller_md_files(),
         coverage=[
             f"results/{system}/selection/{method}/seed{seed}_coverage.json"
             for system in SWEEP["systems"]

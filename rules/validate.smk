@@ -35,6 +35,32 @@ rule reference_md:
         "../workflow/scripts/reference_md.py"
 
 
+rule labeller_md:
+    """The labeller's own NVT run at the state point (000: 10 ps of DFT-MD at 400 atoms): the reference of
+    models trained on its labels. Off by default (validation.labeller_md.enabled); its planned cost is part
+    of rule label_cost_estimate's output."""
+    input:
+        state_points="results/{system}/reference/state_points.extxyz",
+        teacher="results/{system}/reference/nvt.json",
+    output:
+        "results/{system}/reference/labeller_md_{labeller}.json",
+    params:
+        labeller=lambda w: label_identity(config, w.system),
+        md=config["validation"]["md"],
+        labeller_md=config["validation"]["labeller_md"],
+        transport=config["validation"]["transport"],
+        stability=config["validation"]["stability"],
+        rdf=config["validation"]["rdf"],
+        charges_e=lambda w: config["systems"][w.system]["charges_e"],
+    threads: lambda w: labeller_cores(*labeller_settings(config, w.system))
+    log:
+        "logs/{system}/labeller_md_{labeller}.log",
+    conda:
+        "../envs/label.yaml"
+    script:
+        "../workflow/scripts/labeller_md.py"
+
+
 rule ml_md:
     """ML-MD with a trained model, one process and one loaded calculator, every run at the reference's state
     point: the NVT run (stability verdict, time survived, RDFs and transport against the reference), the

@@ -73,3 +73,31 @@ def test_the_planned_cp2k_cost_needs_no_label_job(tmp_path):
     out = snakemake(tmp_path, "-n", "results/NaCl/label_cost_estimate.json",
                     configfiles=(REPO / "config" / "paper.yaml", override)).stdout
     assert planned_jobs(out) == {"classical_md": 1, "cp2k_cutoff_convergence": 1, "label_cost_estimate": 1}
+
+
+@pytest.mark.workflow
+def test_the_estimate_prices_the_labellers_own_md_from_the_measured_single_point(tmp_path):
+    """label_cost_estimate.json holds the labeller MD's planned core-hours: config/paper.yaml's 400-atom
+    validation cell, (1 + 10) ps at 2 fs, each step the measured 100-ion single point scaled as N^3."""
+    import math
+
+    from conftest import REPO
+
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    override = tmp_path / "no_setup_check.yaml"
+    override.write_text(yaml.safe_dump({"labelling": {"check_setup": False}}))
+    (tmp_path / "results/NaCl/pool").mkdir(parents=True)
+    (tmp_path / "results/NaCl/pool/frames.extxyz").write_text("placeholder\n")
+    (tmp_path / "results/NaCl/cp2k_cutoff_convergence.csv").write_text(
+        "cutoff_Ry,wall_time_s,threads\n600,100,16\n1200,450,16\n")
+    snakemake(tmp_path, "--allowed-rules", "label_cost_estimate", "-p", "results/NaCl/label_cost_estimate.json",
+              configfiles=(REPO / "config" / "paper.yaml", override))
+    estimate = json.loads((tmp_path / "results/NaCl/label_cost_estimate.json").read_text())
+    per_label = 450 * 16 / 3600
+    assert estimate["core_hours_per_label"] == pytest.approx(per_label)
+    md = estimate["labeller_md"]
+    n_atoms = 2 * paper["pool"]["n_ion_pairs"] * math.prod(paper["validation"]["supercell"])
+    assert md["n_atoms"] == n_atoms >= 400
+    assert md["n_steps"] == (1000 + 10000) / paper["validation"]["md"]["timestep_fs"]
+    assert md["core_hours"] == pytest.approx(per_label * (n_atoms / (2 * paper["pool"]["n_ion_pairs"])) ** 3
+                                             * (md["n_steps"] + 1))

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from .jobs import read_json
-from .validation import density_errors
+from .validation import compare_to_reference, density_errors
 
 _MODEL_DIR = re.compile(r"(?P<system>[^/]+)/models/(?P<method>[^/]+)/n(?P<n>\d+)/seed(?P<seed>\d+)$")
 
@@ -21,7 +21,7 @@ def model_key(model_dir) -> dict:
 
 
 def summary_row(model_dir, labeller: str, coverage_file, reference_npt: dict | None = None,
-                experiment: dict | None = None) -> dict:
+                experiment: dict | None = None, labeller_md: dict | None = None) -> dict:
     """Everything known about one model, flat, with units in the column names.
 
     ``reference_npt``: the reference's NPT densities (``runs`` of ``reference/npt.json``); with it, the
@@ -29,6 +29,8 @@ def summary_row(model_dir, labeller: str, coverage_file, reference_npt: dict | N
     and ``npt_stable`` (every NPT run went through).  ``experiment``: the system's experimental entry
     (:mod:`confselect.experiment`); with it, ``..._rel_error_vs_experiment`` columns for density at each
     temperature and for diffusion and conductivity at the NVT temperature, where experiment has a value.
+    ``labeller_md``: the labeller's own NVT run (``reference/labeller_md.json``); with it, the RDF, diffusion
+    and conductivity errors ``..._vs_labeller`` of a model whose NVT run went through.
     """
     model_dir = Path(model_dir)
     row = model_key(model_dir)
@@ -58,6 +60,9 @@ def summary_row(model_dir, labeller: str, coverage_file, reference_npt: dict | N
                    stress_temperature_K=stress["state_point"]["temperature_K"],
                    stress_duration_fs=stress["duration_fs"])
     row.update({k: (float("nan") if v is None else v) for k, v in md.get("versus_reference", {}).items()})
+    if labeller_md is not None and labeller_md.get("observables", {}).get("rdf") and md.get("observables", {}).get("rdf"):
+        versus = compare_to_reference(md["observables"], labeller_md["observables"], against="labeller")
+        row.update({k: v for k, v in versus.items() if k.endswith("_vs_labeller")})
     if reference_npt is not None:
         npt = read_json(model_dir / "npt.json")
         runs = npt["runs"]

@@ -195,14 +195,15 @@ def ml_density_scan(calculator, starts: dict, density_settings: dict, limits, se
     return out
 
 
-def compare_to_reference(model: dict, reference: dict) -> dict:
-    """Flat model-vs-teacher numbers for the summary (NaN where the model produced no observable); every
-    error column names its reference (``_vs_teacher``)."""
+def compare_to_reference(model: dict, reference: dict, against: str = "teacher") -> dict:
+    """Flat model-vs-reference numbers for the summary (NaN where the model produced no observable); every
+    error column names its reference: ``_vs_teacher`` (the classical teacher's run), ``_vs_labeller`` (the
+    labeller's own MD, :mod:`confselect.labeller_md`)."""
     out = {}
     ref_rdf = reference["rdf"]
     pairs = [k for k in ref_rdf if k not in ("r", "sem")]
     for pair in pairs:
-        out[f"rdf_error_{pair}_vs_teacher"] = (
+        out[f"rdf_error_{pair}_vs_{against}"] = (
             rdf_error(ref_rdf["r"], model["rdf"][pair], ref_rdf[pair]) if model.get("rdf") else math.nan
         )
     for species, ref in reference["diffusion"].items():
@@ -210,12 +211,12 @@ def compare_to_reference(model: dict, reference: dict) -> dict:
         d, d_sem = value.get("D_1e-9_m2_s", math.nan), value.get("D_1e-9_m2_s_sem", math.nan)
         out[f"D_{species}_1e-9_m2_s"] = d
         out[f"D_{species}_1e-9_m2_s_sem"] = d_sem
-        out[f"D_{species}_rel_error_vs_teacher"] = (d - ref["D_1e-9_m2_s"]) / ref["D_1e-9_m2_s"]
+        out[f"D_{species}_rel_error_vs_{against}"] = (d - ref["D_1e-9_m2_s"]) / ref["D_1e-9_m2_s"]
     sigma = model.get("conductivity", {})
     ref_sigma = reference["conductivity"]["sigma_S_cm"]
     out["sigma_S_cm"] = sigma.get("sigma_S_cm", math.nan)
     out["sigma_S_cm_sem"] = sigma.get("sigma_S_cm_sem", math.nan)
-    out["sigma_rel_error_vs_teacher"] = (out["sigma_S_cm"] - ref_sigma) / ref_sigma
+    out[f"sigma_rel_error_vs_{against}"] = (out["sigma_S_cm"] - ref_sigma) / ref_sigma
     return out
 
 
