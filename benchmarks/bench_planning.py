@@ -22,7 +22,7 @@ fabricated:
      records each job's metadata as a finished job does (code, parameters, input set, software environment:
      what the rerun compares).
   3. ``snakemake -n`` must then plan nothing and report no job without metadata.
-``n_label_files`` counts the label batches (``labelling.batch_size`` frames each, 4 in config/paper.yaml).
+``n_label_files`` counts the label batches (``labelling.batch_size`` frames each, 8 in config/paper.yaml).
 The touch run use the greedy scheduler, all ready jobs at once and no
 pause between touched jobs (Snakemake's 0.1 s pause guards file systems with coarse time stamps; at
 ~20,000 jobs it would add half an hour and changes nothing on ext4 or tmpfs).  Its time is reported as
@@ -36,7 +36,7 @@ Every figure comes with the CPU time of the command (``*_cpu_s``: user + system 
 and of the processes it waited for, i.e. the labeller check's child) and the 1-minute load average before it
 started: on a shared machine the wall time stretches with the load, the CPU time hardly does.
 
-Run: ``.venv/bin/python benchmarks/bench_planning.py > benchmarks/results/planning.json`` (about 20 minutes on
+Run: ``.venv/bin/python benchmarks/bench_planning.py > benchmarks/results/planning.json`` (about 2 minutes on
 2 cores), then ``.venv/bin/python benchmarks/tables.py --update README.md``.  ``--keep`` keeps the finished campaign and
 ``--finished DIR`` times it again without fabricating it anew (the dry run still starts from a fresh directory).
 """
