@@ -68,8 +68,8 @@ def test_off_by_default_and_one_job_per_system_when_on(tmp_path):
 @pytest.mark.workflow
 def test_the_teachers_own_md_is_a_reference_the_summary_compares_with(tiny_run, tmp_path):
     """With the classical labeller, the labeller's MD is the teacher's potential through ASE's integrator: it
-    runs stable at the reference's state point, and the summary gains `_vs_labeller` errors beside the
-    `_vs_teacher` ones (the same potential: the two references agree within the run's statistics)."""
+    runs its whole length at the reference's state point within every dynamical stability limit, and the
+    summary gains `_vs_labeller` errors beside the `_vs_teacher` ones."""
     workdir = tmp_path / "run"
     shutil.copytree(tiny_run, workdir, symlinks=True)
     on = tmp_path / "on.yaml"
@@ -79,12 +79,21 @@ def test_the_teachers_own_md_is_a_reference_the_summary_compares_with(tiny_run, 
     (path,) = (workdir / "results/NaCl/reference").glob("labeller_md_classical-*.json")
     md = json.loads(path.read_text())
     teacher = json.loads((workdir / "results/NaCl/reference/nvt.json").read_text())
-    assert md["stable"], md["reason"]
+    # Every dynamical criterion holds. The RDF-artefact criterion is not asserted here: at 32 ions and 300 fs
+    # the teacher's own first-peak onset is a few counted pairs, and a second run of the same potential may
+    # cross it by chance (seen: g_Na-Na = 0.115 at 3.08 A against an onset of 3.38 A).
+    figures, limits = md["stability_figures"], md["thresholds"]
+    assert md["time_survived_fs"] == 360.0  # (60 + 300) fs: the whole run
+    assert figures["max_force_eV_A"] < limits["max_force_eV_A"] and figures["min_distance_A"] > limits["min_distance_A"]
+    assert abs(figures["conserved_drift_meV_atom_ps"]) < limits["max_conserved_drift_meV_atom_ps"]
+    assert figures["max_temperature_drift_K"] < limits["max_temperature_drift_K"]
+    assert md["stable"] or md["reason"].startswith("RDF artefact"), md["reason"]
     assert md["state_point"] == teacher["state_point"] and md["n_atoms"] == teacher["n_atoms"]
     assert md["single_points"] == 180 + 1  # (60 + 300) fs / 2 fs, and the start
     import pandas as pd
 
     summary = pd.read_csv(workdir / "results/report/summary.csv")
     assert {"D_Na_rel_error_vs_labeller", "sigma_rel_error_vs_labeller", "rdf_error_Na-Cl_vs_labeller"} <= set(summary)
-    ran = summary[summary["stable"]]
-    assert len(ran) and ran["rdf_error_Na-Cl_vs_labeller"].notna().all()
+    # every model with an RDF (its run got past the equilibration) is compared with both references
+    with_rdf = summary["rdf_error_Na-Cl_vs_teacher"].notna()
+    assert with_rdf.any() and (summary["rdf_error_Na-Cl_vs_labeller"].notna() == with_rdf).all()

@@ -232,3 +232,25 @@ def test_stress_run_is_judged_whole_at_its_own_temperature():
     assert replay.calls[-1][:4] == ("nvt", 500, 1700.0, 9)
     assert result["stable"] and result["equilibration_fs"] == 0.0 and result["duration_fs"] == 1000.0
     assert result["state_point"]["temperature_K"] == 1700.0 and "observables" not in result
+
+
+def test_a_run_that_breaks_before_its_first_sample_is_a_failure_not_an_error():
+    """A calculator that fails on the start configuration (a labeller's single point that does not converge,
+    a model that raises): the run records why, and its verdict is a failure at t = 0 with the contract."""
+    from ase.calculators.calculator import Calculator
+
+    from confselect.dynamics import run_md
+
+    class Broken(Calculator):
+        implemented_properties = ["energy", "forces"]
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+            raise RuntimeError("SCF did not converge")
+
+    atoms = crystal().repeat(2)
+    run = run_md(atoms.copy(), Broken(), "nvt", steps=10, timestep_fs=2.0, temperature_K=1300.0, sample_every=2, seed=1)
+    assert run.stop_reason == "integration failed: SCF did not converge" and len(run.series["time_fs"]) == 0
+    result = judge_nvt(run.frames, run.series, atoms, NVT, TRANSPORT, RDF, LIMITS, CHARGES, run.stop_reason)
+    assert not result["stable"] and result["time_survived_fs"] == 0.0
+    assert result["reason"] == run.stop_reason and result["n_atoms"] == len(atoms)
+    assert result["observables"] == {"rdf": None} and result["thresholds"] == LIMITS.as_dict()

@@ -328,13 +328,16 @@ def run_md(
         progress = Progress(progress_label, steps)
         dyn.attach(lambda: progress(dyn.nsteps, note=f"T = {kinetic_temperature(atoms):.0f} K"), interval=1)
 
-    atoms.get_forces()  # the first evaluation (and the calculator's set-up) is not part of the timing
+    stop = ""
+    try:
+        atoms.get_forces()  # the first evaluation (and the calculator's set-up) is not part of the timing
+    except Exception as err:  # noqa: BLE001 - a labeller's single point can fail on the start (recorded)
+        stop = f"integration failed: {err}"
     neighbours = getattr(atoms.calc, "neighbours", None)
     builds0 = getattr(neighbours, "builds", 0)
-    stop = ""
     wall0, cpu0 = time.perf_counter(), time.process_time()
     try:
-        for _ in dyn.irun(steps):
+        for _ in ([] if stop else dyn.irun(steps)):
             pass
     except StopRun as halt:
         stop = halt.reason

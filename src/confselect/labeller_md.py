@@ -24,7 +24,7 @@ class LabellerCalculator(Calculator):
     labeller's :class:`~confselect.labelling.LabelFailure`, which ends the MD run (recorded, not raised, by
     :func:`confselect.dynamics.run_md`).  ``calls`` and ``wall_time_s`` count what it cost."""
 
-    implemented_properties = ["energy", "forces"]
+    implemented_properties = ["energy", "free_energy", "forces"]
 
     def __init__(self, labeller, workdir, **kwargs):
         super().__init__(**kwargs)
@@ -41,7 +41,10 @@ class LabellerCalculator(Calculator):
         self.wall_time_s += time.perf_counter() - tick
         self.calls += 1
         shutil.rmtree(step_dir, ignore_errors=True)
-        self.results = {"energy": float(labelled.get_potential_energy()), "forces": labelled.get_forces().copy()}
+        energy = float(labelled.get_potential_energy())
+        # no electronic entropy term is read from the labellers: the free energy ASE's thermostats ask for is
+        # the energy
+        self.results = {"energy": energy, "free_energy": energy, "forces": labelled.get_forces().copy()}
 
 
 def planned_labeller_md_cost(core_hours_per_label: float, n_atoms_label: int, n_atoms_md: int, n_steps: int,

@@ -77,6 +77,18 @@ def judge_nvt(frames, series: dict, start, md: dict, transport: dict, rdf: dict,
     ``observables``: False for a stability-only run (the stress run).
     """
     total_fs = md["equilibration_fs"] + md["duration_fs"]
+    contract = {
+        "state_point": describe(start),
+        "equilibration_fs": float(md["equilibration_fs"]),
+        "duration_fs": float(md["duration_fs"]),
+        "n_atoms": len(start),
+        "protocol": {k: float(md[k]) for k in ("timestep_fs", "sample_interval_fs", "thermostat_damping_fs")},
+        "thresholds": limits.as_dict(),
+    }
+    if len(series["time_fs"]) == 0:  # the run broke before its first sample (e.g. the first force call failed)
+        return {"stable": False, "reason": stop_reason or "no sample recorded", "time_survived_fs": 0.0,
+                "stability_figures": {}, **contract, "mean_temperature_K": math.nan,
+                **({"observables": {"rdf": None}} if observables else {})}
     averaged = equilibrated(frames, md["equilibration_fs"])
     wanted = observables or reference_rdf is not None
     model_rdf = partial_rdfs(averaged, rdf["rmax_A"], rdf["nbins"]) if wanted and len(averaged) > 1 else None
@@ -91,12 +103,7 @@ def judge_nvt(frames, series: dict, start, md: dict, transport: dict, rdf: dict,
         "reason": verdict.reason or stop_reason,
         "time_survived_fs": float(verdict.time_survived_fs),
         "stability_figures": verdict.figures,
-        "state_point": describe(start),
-        "equilibration_fs": float(md["equilibration_fs"]),
-        "duration_fs": float(md["duration_fs"]),
-        "n_atoms": len(start),
-        "protocol": {k: float(md[k]) for k in ("timestep_fs", "sample_interval_fs", "thermostat_damping_fs")},
-        "thresholds": limits.as_dict(),
+        **contract,
         "mean_temperature_K": float(np.nanmean(series["temperature_K"][series["time_fs"] >= md["equilibration_fs"]]))
         if completed else float(np.nanmean(series["temperature_K"])),
     }
