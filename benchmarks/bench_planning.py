@@ -15,9 +15,8 @@ directory where the whole campaign is finished, i.e. every job of the DAG has it
 cannot run here (each of ~17,000 CP2K labels at 1200 Ry takes tens of minutes), so the finished state is
 fabricated:
   1. ``snakemake --summary`` lists every output of the DAG and whether it exists; each missing one is
-     created: a selection file holds ``sweep.n_select`` (the upper-bound arm: ``sweep.full.n_train``)
-     distinct pool indices, a seeded random permutation per (system, method, seed); every other output is
-     an empty file.
+     created as an empty file (the plan reads no output's content: the label batches a training set needs
+     follow from the configuration).
   2. ``snakemake --touch --forceall`` runs through the DAG, which dates the outputs in dependency order and
      records each job's metadata as a finished job does (code, parameters, input set, software environment:
      what the rerun compares).
@@ -44,7 +43,6 @@ Run: ``.venv/bin/python benchmarks/bench_planning.py > benchmarks/results/planni
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import platform
@@ -57,13 +55,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from confselect.config import full_arm_size, n_frames, n_select, validate_config  # noqa: E402
 from confselect.selection import FULL_ARM, METHODS  # noqa: E402
 
 PAPER = REPO / "config" / "paper.yaml"
@@ -84,17 +80,6 @@ main(sys.argv[1:])
 def sweep_overlay() -> dict:
     methods = [name for name in METHODS if name != FULL_ARM]
     return {"sweep": {"systems": SYSTEMS, "methods": methods, "n_train": SIZES, "seeds": SEEDS}}
-
-
-def merged_config(overlay: dict) -> dict:
-    """The configuration Snakemake sees: config.yaml, paper.yaml and the overlay, with the schema's defaults."""
-    from snakemake.utils import update_config
-
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    for layer in (yaml.safe_load(PAPER.read_text()), overlay):
-        update_config(config, copy.deepcopy(layer))
-    validate_config(config, REPO / "config" / "schema.yaml")
-    return config
 
 
 def snakemake_cmd(workdir: Path, overlay_file: Path, cores: int, *args: str) -> list[str]:
@@ -134,43 +119,12 @@ def summary(workdir: Path, overlay_file: Path, cores: int) -> list[tuple[str, st
     return [(row[0], row[2], row[4]) for row in rows if row[0] != "output_file"]
 
 
-def rule_graph(workdir: Path, overlay_file: Path, cores: int) -> dict[str, set[str]]:
-    """rule -> the rules it takes input from (``snakemake --rulegraph``)."""
-    _, dot = run(snakemake_cmd(workdir, overlay_file, cores, "--rulegraph"))
-    names = dict(re.findall(r'^\s*(\d+)\[label = "(\w+)"', dot, re.M))
-    parents: dict[str, set[str]] = {name: set() for name in names.values()}
-    for src, dst in re.findall(r"^\s*(\d+) -> (\d+)", dot, re.M):
-        parents[names[dst]].add(names[src])
-    return parents
-
-
-def ancestors(parents: dict[str, set[str]], rule: str) -> set[str]:
-    found, todo = set(), [rule]
-    while todo:
-        for parent in parents[todo.pop()]:
-            if parent not in found:
-                found.add(parent)
-                todo.append(parent)
-    return found
-
-
-def fabricate(workdir: Path, missing: list[tuple[str, str]], parents: dict[str, set[str]], config: dict) -> None:
-    """Create the ``missing`` (output file, rule) pairs, a rule's after those of the rules it depends on (so
-    that a selection is newer than its inputs and counts as done); a selection gets seeded random indices."""
-    pool = n_frames(config, "pool")
-    depth = {rule: len(ancestors(parents, rule)) for rule in parents}
-    for name, rule in sorted(missing, key=lambda item: depth.get(item[1], 0)):
+def fabricate(workdir: Path, missing: list[str]) -> None:
+    """Create the ``missing`` outputs, empty (their dates are set by :func:`touch`)."""
+    for name in missing:
         path = workdir / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        if rule == "select":
-            # the output pattern of rule select (rules/select.smk)
-            system, method, seed = re.fullmatch(r"results/(\w+)/selection/(\w+)/seed(\d+)\.json", name).groups()
-            length = full_arm_size(config) if method == FULL_ARM else n_select(config)
-            key = [SYSTEMS.index(system), sorted(METHODS).index(method), int(seed)]
-            indices = np.random.default_rng(key).permutation(pool)[:length]
-            path.write_text(json.dumps({"method": method, "seed": int(seed), "indices": indices.tolist()}))
-        else:
-            path.touch()
+        path.touch()
 
 
 def touch(workdir: Path, overlay_file: Path, *args: str) -> None:
@@ -180,23 +134,10 @@ def touch(workdir: Path, overlay_file: Path, *args: str) -> None:
     run([sys.executable, "-c", TOUCH, *cmd[3:]])
 
 
-def complete(workdir: Path, overlay_file: Path, cores: int, parents, config: dict, max_rounds: int = 5):
-    """Create every missing output of the DAG (one round: the plan reads no file's content; the loop checks
-    that). Returns the last ``--summary``."""
-    for _ in range(max_rounds):
-        outputs = summary(workdir, overlay_file, cores)
-        missing = [(name, rule) for name, rule, status in outputs if status == "missing"]
-        if not missing:
-            return outputs
-        fabricate(workdir, missing, parents, config)
-    raise RuntimeError(f"outputs still missing after {max_rounds} rounds: {missing[:5]} ...")
-
-
-def finish(workdir: Path, overlay_file: Path, cores: int, config: dict) -> dict:
+def finish(workdir: Path, overlay_file: Path, cores: int) -> dict:
     """Bring ``workdir`` to the state of a finished campaign (module docstring); returns what it took."""
     start = time.perf_counter()
-    parents = rule_graph(workdir, overlay_file, cores)
-    complete(workdir, overlay_file, cores, parents, config)
+    fabricate(workdir, [name for name, _, status in summary(workdir, overlay_file, cores) if status == "missing"])
     touch(workdir, overlay_file, "--forceall")
     return {"fabricate_s": round(time.perf_counter() - start, 1), **check_finished(workdir, overlay_file, cores)}
 
@@ -241,7 +182,6 @@ def main() -> None:
     args = parser.parse_args()
 
     overlay = sweep_overlay()
-    config = merged_config(overlay)
     fresh = Path(tempfile.mkdtemp(prefix="confselect-planning-"))
     workdir = args.finished or fresh
     overlay_file = workdir / "sweep.yaml"
@@ -254,7 +194,7 @@ def main() -> None:
         dry_run_s, dry_run_cpu_s, plan = timed(snakemake_cmd(fresh, overlay_file, args.cores, "-n"))
         n_jobs = job_total(plan)
         if args.finished is None:
-            finished = finish(workdir, overlay_file, args.cores, config)
+            finished = finish(workdir, overlay_file, args.cores)
         else:
             finished = check_finished(workdir, overlay_file, args.cores)
         load_before_noop = os.getloadavg()[0]

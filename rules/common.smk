@@ -1,5 +1,4 @@
 import functools
-import json
 import sys
 from pathlib import Path
 

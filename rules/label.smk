@@ -19,6 +19,7 @@ rule label:
         store=config["labelling"]["store"],
         batch_size=LABEL_BATCH,
         first=lambda w: int(w.batch) * LABEL_BATCH,
+        n_test=n_frames(config, "test"),
     threads: lambda w: labeller_cores(*labeller_settings(config, w.system))  # CP2K: ranks x threads
     log:
         "logs/{system}/labels/{labeller}/{subset}/batch{batch}.log",

@@ -1,7 +1,9 @@
 """The label store: one entry per configuration and labeller settings, written atomically."""
 
-import pytest
+from pathlib import Path
+
 import numpy as np
+import pytest
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
@@ -157,16 +159,22 @@ def test_a_claim_whose_holder_is_gone_is_taken_over(tmp_path):
 
 # ------------------------------------------------------------------------------------------ label batches
 class CountingLabeller:
-    """Stands in for a labeller: energy = -x of the second atom, and a record of the frames it computed."""
+    """The classical teacher (the real labeller of the demo), recording which frames it computed (by the
+    position of the second ion)."""
 
     def __init__(self, calls):
+        import yaml
+
+        from confselect.classical import ClassicalTeacher
+
+        system = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
+        nacl = system["systems"]["NaCl"]
+        self.teacher = ClassicalTeacher({"charges_e": nacl["charges_e"], "potential": nacl["potential"]})
         self.calls = calls
 
     def label(self, atoms, workdir):
         self.calls.append(round(float(atoms.positions[1, 0]), 3))
-        out = atoms.copy()
-        out.calc = SinglePointCalculator(out, energy=-float(atoms.positions[1, 0]), forces=np.zeros((len(atoms), 3)))
-        return out
+        return self.teacher.label(atoms, workdir)
 
 
 def test_a_batch_labels_free_frames_first_and_reuses_a_frame_another_job_computes(tmp_path, monkeypatch):
@@ -205,7 +213,9 @@ def test_a_batch_labels_free_frames_first_and_reuses_a_frame_another_job_compute
     written = read(out, index=":")
     assert [a.info["frame"] for a in written] == [7, 3]
     assert [a.info["label_origin"] for a in written] == ["store", "computed"]
-    assert [a.get_potential_energy() for a in written] == pytest.approx([-2.9, -3.0])
+    teacher = CountingLabeller([]).teacher
+    assert [a.get_potential_energy() for a in written] == pytest.approx(
+        [teacher.label(shared).get_potential_energy(), teacher.label(own).get_potential_energy()])
     # a second run of the same batch computes nothing
     counts = frame_job.label_batch({7: shared, 3: own}, "fake", {}, store, out, "pool", 1, log=log.append)
     assert counts == {"reused": 2} and len(calls) == 2

@@ -8,25 +8,24 @@ confselect.labelling.frame_job.label_batch.
 import sys
 from pathlib import Path
 
-from ase.io import read
-
 from confselect.config import labeller_settings
 from confselect.jobs import log_to, read_json
 from confselect.labelling.frame_job import label_batch
 from confselect.labelling.store import LabelStore
+from confselect.pool import read_frames
 
 log_to(snakemake)
 w, p = snakemake.wildcards, snakemake.params
 # params.labeller holds the physics settings only (the label's identity); the labeller also needs the
 # machine settings (executable, launcher, threads, time limit), which are read from the config.
 name, settings = labeller_settings(snakemake.config, w.system)
-trajectory = read(snakemake.input.frames, index=":", format="extxyz")
-order = read_json(snakemake.input.selection)["indices"] if "selection" in snakemake.input.keys() else range(len(trajectory))
-indices = list(order)[p.first : p.first + p.batch_size]
-frames = {}
-for i in indices:
-    frames[int(i)] = trajectory[int(i)].copy()
-    frames[int(i)].calc = None
+if "selection" in snakemake.input.keys():
+    indices = read_json(snakemake.input.selection)["indices"][p.first : p.first + p.batch_size]
+else:  # the held-out frames, in order
+    indices = list(range(p.first, min(p.first + p.batch_size, p.n_test)))
+frames = {int(i): atoms for i, atoms in zip(indices, read_frames(snakemake.input.frames, indices))}
+for atoms in frames.values():
+    atoms.calc = None  # the classical MD's energies and forces are not a label
 counts = label_batch(frames, name, settings, LabelStore(p.store, w.labeller), Path(snakemake.output[0]),
                      "pool" if w.subset != "test" else "test", int(snakemake.threads), labeller_id=w.labeller,
                      log=lambda text: print(text, file=sys.stderr, flush=True))  # progress: the job's log

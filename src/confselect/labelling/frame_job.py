@@ -34,17 +34,17 @@ from . import LabelFailure, failure_record, make_labeller
 from .store import LabelStore
 
 
-def _reusable(path: Path, solver_settings: str | None) -> bool:
-    """A stored label, or a stored failure made with these solver settings (or by a labeller without any)."""
-    if solver_settings is None:
-        return True
-    info = read(path, format="extxyz").info
-    return info.get("label_status") != "failed" or info.get("label_solver_settings") == solver_settings
-
-
-def _stored(path: Path, frame: int, role: str) -> Atoms:
+def _reusable(path: Path | None, solver_settings: str | None, frame: int, role: str) -> Atoms | None:
+    """The stored entry at ``path`` as this batch's frame, if it may be reused: a label, or a failure made with
+    these solver settings (or by a labeller without any); None otherwise (or if nothing is stored)."""
+    if path is None:
+        return None
     atoms = read(path, format="extxyz")
-    atoms.info.update(frame=int(frame), role=role, label_origin="store")
+    info = atoms.info
+    if solver_settings is not None and info.get("label_status") == "failed" \
+            and info.get("label_solver_settings") != solver_settings:
+        return None
+    info.update(frame=int(frame), role=role, label_origin="store")
     return atoms
 
 
@@ -66,16 +66,17 @@ class BatchLabeller:
 
     def label(self, atoms: Atoms, frame: int, workdir: Path, wait: bool = True) -> tuple[Atoms | None, str]:
         log = lambda text, **_: self.log(f"frame {frame}: {text}")  # noqa: E731 - a prefix, nothing more
-        stored = self.store.get(atoms)
-        if stored is not None and _reusable(stored, self.solver):
-            return _stored(stored, frame, self.role), "reused"
+        reused = _reusable(self.store.get(atoms), self.solver, frame, self.role)
+        if reused is not None:
+            return reused, "reused"
         with self.store.claim(atoms, log=log, wait=wait) as held:
             if not held:
                 return None, "claimed"
             stored = self.store.get(atoms)
-            if stored is not None and _reusable(stored, self.solver):  # computed meanwhile by another job
+            reused = _reusable(stored, self.solver, frame, self.role)
+            if reused is not None:  # computed meanwhile by another job
                 log(f"label computed meanwhile by another job: {stored}")
-                return _stored(stored, frame, self.role), "reused"
+                return reused, "reused"
             if stored is not None:
                 log(f"the stored failure was made with other solver settings; labelling again with {self.solver}")
             return self._compute(atoms, frame, Path(workdir))

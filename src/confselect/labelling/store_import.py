@@ -112,8 +112,7 @@ def import_labels(sources, store: LabelStore, labeller_id: str, accept_ids=()) -
             else:
                 report.imported.append(name)
             atoms.info["labeller_id"] = labeller_id
-            for key in ("label_origin",):  # about the job that wrote the batch, not the label
-                atoms.info.pop(key, None)
+            atoms.info.pop("label_origin", None)  # about the job that wrote the batch, not the label
             store.put(atoms)
     return report
 
