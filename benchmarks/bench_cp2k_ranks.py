@@ -45,10 +45,12 @@ def melt_64(seed: int = 3):
     from confselect.classical import run_classical_md
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    protocol = dict(config["pool"], n_ion_pairs=32, premelt_fs=2000.0, T_start_K=1300.0, T_end_K=1300.0,
+    protocol = dict(config["pool"]["md"], premelt_fs=2000.0, T_start_K=1300.0, T_end_K=1300.0,
                     ramp_fs=2000.0, frame_interval_fs=1000.0)
+    system = dict(config["systems"]["NaCl"], structure=dict(config["systems"]["NaCl"]["structure"],
+                                                             composition={"Na": 32, "Cl": 32}))
     frames = []
-    run_classical_md(config["systems"]["NaCl"], protocol, seed=seed, on_frame=frames.append)
+    run_classical_md(system, protocol, seed=seed, on_frame=frames.append)
     atoms = frames[-1].copy()
     atoms.calc = None
     return atoms

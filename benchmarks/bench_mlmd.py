@@ -98,10 +98,12 @@ def melt(n_ion_pairs: int, quick: bool, seed: int = 5):
     from confselect.classical import run_classical_md
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    protocol = dict(config["pool"], n_ion_pairs=n_ion_pairs, premelt_fs=1000.0 if quick else 2000.0,
+    protocol = dict(config["pool"]["md"], premelt_fs=1000.0 if quick else 2000.0,
                     T_start_K=1100.0, T_end_K=1700.0, ramp_fs=4000.0, frame_interval_fs=1000.0)
+    system = dict(config["systems"]["NaCl"], structure=dict(config["systems"]["NaCl"]["structure"],
+                                                             composition={"Na": n_ion_pairs, "Cl": n_ion_pairs}))
     frames = []
-    run_classical_md(config["systems"]["NaCl"], protocol, seed=seed, on_frame=frames.append)
+    run_classical_md(system, protocol, seed=seed, on_frame=frames.append)
     start = min(frames, key=lambda f: abs(f.info["temperature_K"] - TEMPERATURE_K)).copy()
     start.calc = None
     return start, float(np.mean([f.get_potential_energy() / len(f) for f in frames]))

@@ -70,7 +70,7 @@ def classical_frames(workdir: Path, n_train: int):
         path = workdir / f"{name}_{n}.extxyz"
         if not path.exists():
             frames = []
-            protocol = dict(config["pool"], ramp_fs=interval * n, frame_interval_fs=interval)
+            protocol = dict(config["pool"]["md"], ramp_fs=interval * n, frame_interval_fs=interval)
             run_classical_md(system, protocol, seed=seed, on_frame=frames.append)
             write(path, frames)
         out[name] = read(path, ":")

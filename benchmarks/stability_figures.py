@@ -43,7 +43,7 @@ def teacher_stress_figures(results: Path, system: str, stress: dict) -> dict:
     protocol = {**md, "temperature_K": stress["state_point"]["temperature_K"], "equilibration_fs": 0.0,
                 "duration_fs": stress["duration_fs"]}
     frames = []
-    run_classical_nvt({"charges_e": definition["charges_e"], "potential": definition["potential"]}, start,
+    run_classical_nvt(definition, start,
                       protocol["temperature_K"], md["timestep_fs"], protocol["duration_fs"], md["thermostat_damping_fs"],
                       md["sample_interval_fs"], seed=2, on_frame=frames.append)
     limits = StabilityThresholds.from_config(section_defaults(SCHEMA, "validation", "stability"))
@@ -73,7 +73,7 @@ def teacher_npt_figures(results: Path, system: str) -> dict:
     out = {}
     for temperature in d["temperatures_K"]:
         start, frames = state_point_of(points, temperature), []
-        run_classical_npt({"charges_e": definition["charges_e"], "potential": definition["potential"]}, start,
+        run_classical_npt(definition, start,
                           temperature, d["pressure_bar"], d["timestep_fs"], d["duration_fs"], d["thermostat_damping_fs"],
                           d["barostat_damping_fs"], d["sample_interval_fs"], seed=3, on_frame=frames.append)
         s = series_from_frames(frames)
@@ -89,7 +89,7 @@ def model_rows(results: Path, arm: str) -> list[dict]:
     from confselect.report import model_key
 
     rows = []
-    for md_file in sorted(results.glob("*/models/*/n*/seed*/md.json")):
+    for md_file in sorted(results.glob("*/models/*/*/n*/seed*/md.json")):
         md = json.loads(md_file.read_text())
         npt = json.loads((md_file.parent / "npt.json").read_text())
         training = json.loads((md_file.parent / "training.json").read_text())
@@ -125,7 +125,7 @@ def main(argv=None) -> None:
                              "duration_fs": reference["duration_fs"] + reference["equilibration_fs"],
                              "pressure_bar": reference.get("pressure_bar"),
                              "pressure_bar_sem": reference.get("pressure_bar_sem"), **reference["stability_figures"]}
-    stress = next((json.loads(p.read_text())["stress"] for p in first.glob(f"{system}/models/*/n*/seed*/md.json")), None)
+    stress = next((json.loads(p.read_text())["stress"] for p in first.glob(f"{system}/models/*/*/n*/seed*/md.json")), None)
     if stress is not None:
         out["teacher"]["stress"] = teacher_stress_figures(first, system, stress)
     out["teacher"]["npt"] = teacher_npt_figures(first, system)

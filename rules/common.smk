@@ -17,9 +17,12 @@ from confselect.config import (
     label_identity,
     labeller_id,
     labeller_settings,
+    generators,
     n_frames,
     n_select,
-    protocol,
+    pool_recipes,
+    pool_top_temperature,
+    system_definition,
     validate_config,
     without_machine_settings,
 )
@@ -33,6 +36,9 @@ except ConfigError as err:
     raise WorkflowError(f"Invalid configuration: {err}") from None
 
 SWEEP = config["sweep"]
+#: Pool recipe name -> its generators (sweep.pools); the held-out set's generators.
+POOLS = pool_recipes(config)
+TEST_GENERATORS = list(generators(config, "test"))
 
 
 def check_labellers():
@@ -47,7 +53,7 @@ def check_labellers():
     for system in SWEEP["systems"]:
         name, settings = labeller_settings(config, system)
         requests.append({"system": system, "labeller": name, "settings": settings,
-                         "symbols": list(config["systems"][system]["charges_e"])})
+                         "symbols": list(config["systems"][system]["species"])})
     problems = run_check(requests)
     if problems:
         raise WorkflowError(
@@ -81,17 +87,28 @@ if workflow.is_main_process:  # on the submitting host; a cluster job re-parses 
 wildcard_constraints:
     system=r"[A-Za-z0-9_]+",
     role=r"pool|test",
-    subset=r"test|selection/[a-z_]+/seed\d+",
+    pool=r"[A-Za-z0-9_]+",
+    generator=r"[A-Za-z0-9_]+",
+    subset=r"test|selection/[A-Za-z0-9_]+/[a-z_]+/seed\d+",
     method=r"[a-z_]+",
     n=r"\d+",
     seed=r"\d+",
     batch=r"\d+",
 
 
-def system_definition(wildcards):
-    """Charges and potential of a system: what the classical MD depends on (not its labeller)."""
-    system = config["systems"][wildcards.system]
-    return {"charges_e": system["charges_e"], "potential": system["potential"]}
+def generator_settings(role, name):
+    """Settings of a pool generator (role pool) or of the held-out set's version of it (role test)."""
+    table = generators(config, role)
+    if name not in table:
+        raise WorkflowError(f"no {role} generator {name!r} (defined: {list(table)})")
+    return table[name]
+
+
+def recipe_generators(pool):
+    """The generators of pool recipe ``pool``."""
+    if pool not in POOLS:
+        raise WorkflowError(f"no pool recipe {pool!r} (sweep.pools: {list(POOLS)})")
+    return POOLS[pool]
 
 
 def experiment_entry(system):
@@ -130,21 +147,23 @@ def label_batch_input(wildcards):
         )
     if wildcards.subset == "test":
         return {"frames": f"results/{wildcards.system}/test/frames.extxyz"}
-    return {"frames": f"results/{wildcards.system}/pool/frames.extxyz",
+    pool = wildcards.subset.split("/")[1]
+    return {"frames": f"results/{wildcards.system}/pool/{pool}/frames.extxyz",
             "selection": f"results/{wildcards.system}/{wildcards.subset}.json"}
 
 
 def label_batches(system, subset, n):
-    """The label files that hold the first ``n`` frames of ``subset`` (``selection/<method>/seed<seed>`` or
+    """The label files that hold the first ``n`` frames of ``subset`` (``selection/<pool>/<method>/seed<seed>`` or
     ``test``): their number follows from n and labelling.batch_size, so the plan needs no selection file."""
     return [f"results/{system}/labels/{labeller_dir(system)}/{subset}/batch{k}.extxyz"
             for k in range(-(-int(n) // LABEL_BATCH))]
 
 
 def training_labels(wildcards):
-    """Label batches holding the first n frames of the (method, seed) selection: the training set of size n
-    (the training script takes the first n of them)."""
-    return label_batches(wildcards.system, f"selection/{wildcards.method}/seed{wildcards.seed}", wildcards.n)
+    """Label batches holding the first n frames of the (pool, method, seed) selection: the training set of
+    size n (the training script takes the first n of them)."""
+    return label_batches(wildcards.system, f"selection/{wildcards.pool}/{wildcards.method}/seed{wildcards.seed}",
+                         wildcards.n)
 
 
 def test_labels(wildcards):
@@ -160,17 +179,25 @@ FULL_N = full_arm_size(config)
 
 
 def model_dirs():
-    """Every model of the sweep: each method at each size and seed, and the upper-bound arm if enabled."""
+    """Every model of the sweep: each pool recipe, method, size and seed, and the upper-bound arm (per pool
+    recipe and seed) if enabled."""
     dirs = [
-        f"results/{system}/models/{method}/n{n}/seed{seed}"
+        f"results/{system}/models/{pool}/{method}/n{n}/seed{seed}"
         for system in SWEEP["systems"]
+        for pool in POOLS
         for method in SWEEP["methods"]
         for n in SWEEP["n_train"]
         for seed in SWEEP["seeds"]
     ]
     if FULL_N is not None:
-        dirs += [f"results/{system}/models/full/n{FULL_N}/seed{seed}" for system in SWEEP["systems"] for seed in SWEEP["seeds"]]
+        dirs += [f"results/{system}/models/{pool}/full/n{full_size(pool)}/seed{seed}"
+                 for system in SWEEP["systems"] for pool in POOLS for seed in SWEEP["seeds"]]
     return dirs
+
+
+def full_size(pool):
+    """The upper-bound arm's training-set size on pool recipe ``pool``: sweep.full.n_train or the whole recipe."""
+    return int(config["sweep"]["full"]["n_train"] or n_frames(config, "pool", pool))
 
 
 def labeller_md_files():
@@ -182,4 +209,4 @@ def labeller_md_files():
 
 def selection_length(wildcards):
     """How many frames a selection orders: the full arm's size for it, else sweep.n_select."""
-    return FULL_N if wildcards.method == "full" and FULL_N is not None else n_select(config)
+    return full_size(wildcards.pool) if wildcards.method == "full" and FULL_N is not None else n_select(config)

@@ -1,6 +1,8 @@
 import math
 
+from confselect.config import generator_frames
 from confselect.labelling import labeller_cores
+from confselect.structures import structure_atoms
 
 
 rule label:
@@ -52,7 +54,7 @@ rule cp2k_cutoff_convergence:
     snakemake --cores 2 results/NaCl/cp2k_cutoff_convergence.csv
     """
     input:
-        "results/{system}/pool/frames.extxyz",
+        lambda w: f"results/{w.system}/pool/{next(iter(POOLS))}/frames.extxyz",  # the first pool recipe's frames
     output:
         "results/{system}/cp2k_cutoff_convergence.csv",
     params:
@@ -81,14 +83,14 @@ rule label_cost_estimate:
     params:
         settings=config["labelling"].get("cp2k", {}),
         n_test=n_frames(config, "test"),
-        n_pool=n_frames(config, "pool"),
+        n_pool=sum(generator_frames(g) for g in config["pool"].values()),  # every generator's frames
         n_select=n_select(config),
-        n_selections=len(SWEEP["methods"]) * len(SWEEP["seeds"]),
+        n_selections=len(POOLS) * len(SWEEP["methods"]) * len(SWEEP["seeds"]),
         n_full=FULL_N or 0,  # the upper-bound arm's training set, one per seed
         n_seeds=len(SWEEP["seeds"]),
         # the labeller's own MD (validation.labeller_md): its single points at the validation system size
-        n_atoms_label=2 * config["pool"]["n_ion_pairs"],
-        n_atoms_md=2 * config["pool"]["n_ion_pairs"] * math.prod(config["validation"]["supercell"]),
+        n_atoms_label=lambda w: structure_atoms(config["systems"][w.system]),
+        n_atoms_md=lambda w: structure_atoms(config["systems"][w.system]) * math.prod(config["validation"]["supercell"]),
         labeller_md_steps=round(sum(config["validation"]["labeller_md"][k] for k in ("equilibration_fs", "duration_fs"))
                                 / config["validation"]["md"]["timestep_fs"]),
     log:

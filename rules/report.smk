@@ -1,5 +1,5 @@
 rule summary:
-    """One row per (system, method, n_train, seed): errors, stability, observables, label failures."""
+    """One row per (system, pool recipe, method, n_train, seed): errors, stability, observables, label failures."""
     input:
         training=[f"{d}/training.json" for d in model_dirs()],
         errors=[f"{d}/test_errors.json" for d in model_dirs()],
@@ -8,8 +8,9 @@ rule summary:
         reference_npt=[f"results/{system}/reference/npt.json" for system in SWEEP["systems"]],
         labeller_md=labeller_md_files(),
         coverage=[
-            f"results/{system}/selection/{method}/seed{seed}_coverage.json"
+            f"results/{system}/selection/{pool}/{method}/seed{seed}_coverage.json"
             for system in SWEEP["systems"]
+            for pool in POOLS
             for method in SWEEP["methods"]
             for seed in SWEEP["seeds"]
         ],

@@ -6,14 +6,14 @@ MACHINE_KEYS = ("device", "threads")
 rule descriptors:
     """Untrained, seeded SchNet descriptors of the pool, pooled per species and standardised."""
     input:
-        "results/{system}/pool/frames.extxyz",
+        "results/{system}/pool/{pool}/frames.extxyz",
     output:
-        "results/{system}/pool/descriptors.npy",
+        "results/{system}/pool/{pool}/descriptors.npy",
     params:
-        species=lambda w: list(config["systems"][w.system]["charges_e"]),
+        species=lambda w: list(config["systems"][w.system]["species"]),
         settings={k: v for k, v in config["descriptors"].items() if k not in MACHINE_KEYS},
     log:
-        "logs/{system}/descriptors.log",
+        "logs/{system}/descriptors_{pool}.log",
     threads: config["descriptors"]["threads"]
     conda:
         "../envs/select.yaml"
@@ -24,15 +24,15 @@ rule descriptors:
 rule select:
     """One ordered selection per (system, method, seed), sweep.n_select long (default: the largest size)."""
     input:
-        features="results/{system}/pool/features.npz",
-        descriptors="results/{system}/pool/descriptors.npy",
+        features="results/{system}/pool/{pool}/features.npz",
+        descriptors="results/{system}/pool/{pool}/descriptors.npy",
     output:
-        "results/{system}/selection/{method}/seed{seed}.json",
+        "results/{system}/selection/{pool}/{method}/seed{seed}.json",
     params:
         n=selection_length,
         options=lambda w: config.get("selection", {}).get(w.method, {}),
     log:
-        "logs/{system}/select_{method}_seed{seed}.log",
+        "logs/{system}/select_{pool}_{method}_seed{seed}.log",
     threads: config["selection"]["threads"]
     conda:
         "../envs/select.yaml"
@@ -47,16 +47,16 @@ rule coverage:
     selection checkpoint (and with it everything downstream).  The script is not called coverage.py: numba
     (under QUESTS) imports the `coverage` package, which a script of that name would shadow."""
     input:
-        selection="results/{system}/selection/{method}/seed{seed}.json",
-        descriptors="results/{system}/pool/descriptors.npy",
-        pool="results/{system}/pool/frames.extxyz",
+        selection="results/{system}/selection/{pool}/{method}/seed{seed}.json",
+        descriptors="results/{system}/pool/{pool}/descriptors.npy",
+        pool="results/{system}/pool/{pool}/frames.extxyz",
     output:
-        "results/{system}/selection/{method}/seed{seed}_coverage.json",
+        "results/{system}/selection/{pool}/{method}/seed{seed}_coverage.json",
     params:
         sizes=sorted(SWEEP["n_train"]),
         quests=config["coverage"]["quests"],
     log:
-        "logs/{system}/coverage_{method}_seed{seed}.log",
+        "logs/{system}/coverage_{pool}_{method}_seed{seed}.log",
     conda:
         "../envs/select.yaml"
     script:

@@ -4,15 +4,15 @@ rule train:
         # the label batches that hold the first n frames of the selection, in selection order
         labels=training_labels,
     output:
-        model="results/{system}/models/{method}/n{n}/seed{seed}/model.pt",
-        info="results/{system}/models/{method}/n{n}/seed{seed}/training.json",
+        model="results/{system}/models/{pool}/{method}/n{n}/seed{seed}/model.pt",
+        info="results/{system}/models/{pool}/{method}/n{n}/seed{seed}/training.json",
     params:
         # what the model is, not where it trains: a new device or thread count retrains nothing (the script
         # reads those from the config)
         training=without_machine_settings(config["training"], "training"),
     threads: config["training"]["threads"]
     log:
-        "logs/{system}/train_{method}_n{n}_seed{seed}.log",
+        "logs/{system}/train_{pool}_{method}_n{n}_seed{seed}.log",
     conda:
         "../envs/train.yaml"
     script:

@@ -1,14 +1,14 @@
 rule test_errors:
     """Energy RMSE, force RMSE and force L4 error of a model on the held-out test frames."""
     input:
-        model="results/{system}/models/{method}/n{n}/seed{seed}/model.pt",
+        model="results/{system}/models/{pool}/{method}/n{n}/seed{seed}/model.pt",
         labels=test_set,
     output:
-        "results/{system}/models/{method}/n{n}/seed{seed}/test_errors.json",
+        "results/{system}/models/{pool}/{method}/n{n}/seed{seed}/test_errors.json",
     params:
         cutoff_A=config["training"]["cutoff_A"],
     log:
-        "logs/{system}/test_errors_{method}_n{n}_seed{seed}.log",
+        "logs/{system}/test_errors_{pool}_{method}_n{n}_seed{seed}.log",
     conda:
         "../envs/validate.yaml"
     script:
@@ -22,7 +22,7 @@ rule reference_md:
     output:
         "results/{system}/reference/nvt.json",
     params:
-        system=system_definition,
+        system=lambda w: system_definition(config["systems"][w.system], f"systems.{w.system}"),
         md=config["validation"]["md"],
         transport=config["validation"]["transport"],
         stability=config["validation"]["stability"],
@@ -51,7 +51,7 @@ rule labeller_md:
         transport=config["validation"]["transport"],
         stability=config["validation"]["stability"],
         rdf=config["validation"]["rdf"],
-        charges_e=lambda w: config["systems"][w.system]["charges_e"],
+        charges_e=lambda w: config["systems"][w.system].get("charges_e") or {},
     threads: lambda w: labeller_cores(*labeller_settings(config, w.system))
     log:
         "logs/{system}/labeller_md_{labeller}.log",
@@ -67,25 +67,25 @@ rule ml_md:
     stress run at the pool's highest temperature, and the NPT runs at each validation temperature (stability
     and density)."""
     input:
-        model="results/{system}/models/{method}/n{n}/seed{seed}/model.pt",
+        model="results/{system}/models/{pool}/{method}/n{n}/seed{seed}/model.pt",
         state_points="results/{system}/reference/state_points.extxyz",
         reference="results/{system}/reference/nvt.json",
     output:
-        md="results/{system}/models/{method}/n{n}/seed{seed}/md.json",
-        npt="results/{system}/models/{method}/n{n}/seed{seed}/npt.json",
+        md="results/{system}/models/{pool}/{method}/n{n}/seed{seed}/md.json",
+        npt="results/{system}/models/{pool}/{method}/n{n}/seed{seed}/npt.json",
     params:
         md=config["validation"]["md"],
         stress=config["validation"]["stress"],
-        stress_temperature_K=stress_temperature(config["validation"], config["pool"]["T_end_K"]),
+        stress_temperature_K=stress_temperature(config["validation"], pool_top_temperature(config)),
         transport=config["validation"]["transport"],
         density=config["validation"]["density"],
         stability=config["validation"]["stability"],
         rdf=config["validation"]["rdf"],
         cutoff_A=config["training"]["cutoff_A"],
         repulsion=config["training"]["repulsion"],
-        charges_e=lambda w: config["systems"][w.system]["charges_e"],
+        charges_e=lambda w: config["systems"][w.system].get("charges_e") or {},
     log:
-        "logs/{system}/ml_md_{method}_n{n}_seed{seed}.log",
+        "logs/{system}/ml_md_{pool}_{method}_n{n}_seed{seed}.log",
     # validation.device is read by the script from the config: a machine setting, not a param (no rerun)
     threads: config["validation"]["threads"]
     conda:
@@ -103,10 +103,10 @@ rule reference_npt:
         npt="results/{system}/reference/npt.json",
         state_points="results/{system}/reference/state_points.extxyz",
     params:
-        system=system_definition,
+        system=lambda w: system_definition(config["systems"][w.system], f"systems.{w.system}"),
         md={"start_frame": config["validation"]["md"]["start_frame"]},
         density=config["validation"]["density"],
-        temperatures_K=state_point_temperatures(config["validation"], config["pool"]["T_end_K"]),
+        temperatures_K=state_point_temperatures(config["validation"], pool_top_temperature(config)),
         state_point=config["validation"]["state_point"],
         experiment=lambda w: experiment_entry(w.system),
         supercell=config["validation"]["supercell"],

@@ -5,7 +5,9 @@ import pytest
 import yaml
 
 from conftest import REPO
-from confselect.classical import ClassicalTeacher, lammps_potential_commands, random_ionic_liquid, run_classical_md
+from confselect.structures import random_melt
+from confselect.classical import ClassicalTeacher, run_classical_md
+from confselect.potentials import lammps_potential_commands
 
 CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 NACL = CONFIG["systems"]["NaCl"]
@@ -22,9 +24,10 @@ def test_born_coefficients_make_dispersion_attractive():
 
 @pytest.fixture(scope="module")
 def frames():
-    protocol = dict(CONFIG["pool"], n_ion_pairs=16, premelt_fs=400.0, ramp_fs=2000.0, frame_interval_fs=200.0)
+    protocol = dict(CONFIG["pool"]["md"], premelt_fs=400.0, ramp_fs=2000.0, frame_interval_fs=200.0)
+    system = dict(NACL, structure=dict(NACL["structure"], composition={"Na": 16, "Cl": 16}))
     out = []
-    run_classical_md(NACL, protocol, seed=3, on_frame=out.append)
+    run_classical_md(system, protocol, seed=3, on_frame=out.append)
     return out
 
 
@@ -65,7 +68,7 @@ def test_teacher_forces_are_the_energy_gradient(frames):
 
 
 def test_random_ionic_liquid_respects_density_and_spacing():
-    atoms = random_ionic_liquid(NACL, 32, 1.5, seed=0, min_distance_A=2.2)
+    atoms = random_melt({"Na": 32, "Cl": 32}, 1.5, 0, 2.2)
     density = atoms.get_masses().sum() / 6.02214076e23 / (atoms.get_volume() * 1e-24)
     assert density == pytest.approx(1.5, rel=1e-6)
     d = atoms.get_all_distances(mic=True)[np.triu_indices(len(atoms), 1)]

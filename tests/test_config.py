@@ -84,7 +84,7 @@ def test_labeller_id_follows_settings():
         ({"sweep": {"methods": ["random", "bogus"]}}, "sweep.methods[1]"),
         ({"sweep": {"n_train": [4, 5000]}}, "sweep.n_train[1] = 5000 exceeds the pool"),
         ({"sweep": {"n_train": [-4]}}, "config key sweep.n_train[0]: -4 is less than the minimum of 1"),
-        ({"systems": {"LiF": {"charges_e": {"Li": 1.0, "F": -1.0}}}}, "config key systems.LiF: 'potential' is a required"),
+        ({"systems": {"LiF": {"charges_e": {"Li": 1.0, "F": -1.0}}}}, "config key systems.LiF: 'species' is a required"),
         ({"validation": {"reference": {"duration_fs": 1000.0}}},
          "validation.reference.duration_fs = 1000.0 differs from validation.md.duration_fs = 300.0"),
         ({"validation": {"stability": {"max_energy_drift_eV_atom_ps": 0.05}}},

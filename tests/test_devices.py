@@ -103,20 +103,20 @@ def _placeholders(workdir, rule, config):
 
     The inputs are not valid (text in an .npy, an .extxyz, a .pt): a job that reads any of them before it
     checks its device fails with another error than the one the test expects."""
-    labels = f"labels/{labeller_id(config, 'NaCl')}/selection/random/seed0"  # n = 4: one batch
-    model = "models/random/n4/seed0"
+    labels = f"labels/{labeller_id(config, 'NaCl')}/selection/md/random/seed0"  # n = 4: one batch
+    model = "models/md/random/n4/seed0"
     chain = {
-        "descriptors": ["pool/frames.extxyz"],
-        "select": ["pool/features.npz", "pool/descriptors.npy"],
-        "train": ["selection/random/seed0.json", f"{labels}/batch0.extxyz"],
+        "descriptors": ["pool/md/frames.extxyz"],
+        "select": ["pool/md/features.npz", "pool/md/descriptors.npy"],
+        "train": ["selection/md/random/seed0.json", f"{labels}/batch0.extxyz"],
         "ml_md": [f"{model}/model.pt", f"{model}/training.json", "test/frames.extxyz", "reference/npt.json",
                   "reference/state_points.extxyz", "reference/nvt.json"],
     }
     jobs = {
-        "descriptors": ("pool/descriptors.npy", "descriptors.log"),
-        "select": ("selection/rnd/seed0.json", "select_rnd_seed0.log"),
-        "train": (f"{model}/model.pt", "train_random_n4_seed0.log"),
-        "ml_md": (f"{model}/md.json", "ml_md_random_n4_seed0.log"),
+        "descriptors": ("pool/md/descriptors.npy", "descriptors_md.log"),
+        "select": ("selection/md/rnd/seed0.json", "select_md_rnd_seed0.log"),
+        "train": (f"{model}/model.pt", "train_md_random_n4_seed0.log"),
+        "ml_md": (f"{model}/md.json", "ml_md_md_random_n4_seed0.log"),
     }
     for step in list(chain)[: list(chain).index(rule) + 1]:
         for name in chain[step]:

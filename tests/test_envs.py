@@ -172,7 +172,7 @@ SCRIPTED = {name: r for name, r in RULES.items() if "script" in r}
 
 
 def test_rules_were_found():
-    assert {"classical_md", "descriptors", "select", "label", "train", "summary"} <= set(SCRIPTED), sorted(RULES)
+    assert {"generate_frames", "descriptors", "select", "label", "train", "summary"} <= set(SCRIPTED), sorted(RULES)
 
 
 @pytest.mark.parametrize("rule", sorted(SCRIPTED))

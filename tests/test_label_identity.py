@@ -192,9 +192,8 @@ def cp2k_labelled(tmp_path_factory):
     campaign = work / "campaign.yaml"
     campaign.write_text(yaml.safe_dump({
         "sweep": {"methods": ["random"], "n_train": [4], "seeds": [0], "full": {"enabled": False}},
-        "pool": {"n_ion_pairs": 4},
-        "test": {"frame_interval_fs": 1000.0},  # two held-out frames
-        "systems": {"NaCl": {"labeller": "cp2k"}},
+        "test": {"generators": {"md": {"frame_interval_fs": 1000.0}}},  # two held-out frames
+        "systems": {"NaCl": {"labeller": "cp2k", "structure": {"composition": {"Na": 4, "Cl": 4}}}},
         "labelling": {"check_setup": False, "cp2k": {
             "cutoff_Ry": 150.0, "rel_cutoff_Ry": 30.0, "xc_smoothing": False, "vdw": None, "eps_scf": 1.0e-5,
             "basis": {"Na": "SZV-MOLOPT-SR-GTH-q9", "Cl": "SZV-MOLOPT-SR-GTH-q7"}}},

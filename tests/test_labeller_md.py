@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from conftest import REPO, TINY, planned_jobs, snakemake
-from confselect.classical import ClassicalTeacher, random_ionic_liquid
+from confselect.classical import ClassicalTeacher
+from confselect.structures import random_melt
 from confselect.labeller_md import LabellerCalculator, planned_labeller_md_cost
 
 SYSTEM = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["systems"]["NaCl"]
@@ -18,7 +19,7 @@ SYSTEM = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["systems"
 
 def melt(seed=0):
     """8 ions at the molten density, no pair closer than 2.6 A."""
-    return random_ionic_liquid({"charges_e": SYSTEM["charges_e"], "potential": SYSTEM["potential"]}, 4, 1.5, seed, 2.6)
+    return random_melt({"Na": 4, "Cl": 4}, 1.5, seed, 2.6)
 
 
 def test_the_calculator_gives_the_labellers_energy_and_forces(tmp_path):

@@ -24,11 +24,11 @@ def test_overlapping_selections_compute_each_new_frame_once(tiny_run, tmp_path):
     shutil.copytree(tiny_run, workdir, symlinks=True)
     label_dir = next((workdir / "results/NaCl/labels").iterdir())
     store = LabelStore(workdir / "results/label_store", label_dir.name)
-    pool = read(workdir / "results/NaCl/pool/frames.extxyz", index=":")
+    pool = read(workdir / "results/NaCl/pool/md/frames.extxyz", index=":")
     # The earlier run's upper-bound arm labelled the whole pool; keep the stored labels of its random and
     # rnd models only, so that the new selections need some frames the store does not hold.
     earlier = {i for method in ("random", "rnd") for i in json.loads(
-        (workdir / f"results/NaCl/selection/{method}/seed0.json").read_text())["indices"][:max(TINY_N_TRAIN)]}
+        (workdir / f"results/NaCl/selection/md/{method}/seed0.json").read_text())["indices"][:max(TINY_N_TRAIN)]}
     for i, atoms in enumerate(pool):
         if i not in earlier:
             store.get(atoms).unlink()
@@ -40,7 +40,7 @@ def test_overlapping_selections_compute_each_new_frame_once(tiny_run, tmp_path):
     configs = (TINY, override)
     snakemake(workdir, "--until", "select", configfiles=configs)
     selections = {
-        (method, seed): json.loads((workdir / f"results/NaCl/selection/{method}/seed{seed}.json").read_text())["indices"]
+        (method, seed): json.loads((workdir / f"results/NaCl/selection/md/{method}/seed{seed}.json").read_text())["indices"]
         for method in ("random", "rnd")
         for seed in (0, 1)
     }
@@ -54,7 +54,7 @@ def test_overlapping_selections_compute_each_new_frame_once(tiny_run, tmp_path):
     snakemake(workdir, "--until", "label", configfiles=configs)
     origins = Counter()
     for (method, seed), indices in selections.items():
-        batches = sorted((label_dir / f"selection/{method}/seed{seed}").glob("batch*.extxyz"),
+        batches = sorted((label_dir / f"selection/md/{method}/seed{seed}").glob("batch*.extxyz"),
                          key=lambda p: int(p.stem.removeprefix("batch")))
         frames = [atoms for path in batches for atoms in read(path, index=":")]
         assert [a.info["frame"] for a in frames] == indices  # batch order is selection order
@@ -72,7 +72,7 @@ def test_the_planned_cp2k_cost_needs_no_label_job(tmp_path):
     override.write_text(yaml.safe_dump({"labelling": {"check_setup": False}}))
     out = snakemake(tmp_path, "-n", "results/NaCl/label_cost_estimate.json",
                     configfiles=(REPO / "config" / "paper.yaml", override)).stdout
-    assert planned_jobs(out) == {"classical_md": 1, "cp2k_cutoff_convergence": 1, "label_cost_estimate": 1}
+    assert planned_jobs(out) == {"generate_frames": 1, "pool_frames": 1, "cp2k_cutoff_convergence": 1, "label_cost_estimate": 1}
 
 
 @pytest.mark.workflow
@@ -87,7 +87,8 @@ def test_the_estimate_prices_the_labellers_own_md_from_the_measured_single_point
     override = tmp_path / "no_setup_check.yaml"
     override.write_text(yaml.safe_dump({"labelling": {"check_setup": False}}))
     (tmp_path / "results/NaCl/pool").mkdir(parents=True)
-    (tmp_path / "results/NaCl/pool/frames.extxyz").write_text("placeholder\n")
+    (tmp_path / "results/NaCl/pool/md/frames.extxyz").parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "results/NaCl/pool/md/frames.extxyz").write_text("placeholder\n")
     (tmp_path / "results/NaCl/cp2k_cutoff_convergence.csv").write_text(
         "cutoff_Ry,wall_time_s,threads\n600,100,16\n1200,450,16\n")
     snakemake(tmp_path, "--allowed-rules", "label_cost_estimate", "-p", "results/NaCl/label_cost_estimate.json",
@@ -96,8 +97,9 @@ def test_the_estimate_prices_the_labellers_own_md_from_the_measured_single_point
     per_label = 450 * 16 / 3600
     assert estimate["core_hours_per_label"] == pytest.approx(per_label)
     md = estimate["labeller_md"]
-    n_atoms = 2 * paper["pool"]["n_ion_pairs"] * math.prod(paper["validation"]["supercell"])
+    n_label = sum(paper["systems"]["NaCl"]["structure"]["composition"].values())
+    n_atoms = n_label * math.prod(paper["validation"]["supercell"])
     assert md["n_atoms"] == n_atoms >= 400
     assert md["n_steps"] == (1000 + 10000) / paper["validation"]["md"]["timestep_fs"]
-    assert md["core_hours"] == pytest.approx(per_label * (n_atoms / (2 * paper["pool"]["n_ion_pairs"])) ** 3
+    assert md["core_hours"] == pytest.approx(per_label * (n_atoms / n_label) ** 3
                                              * (md["n_steps"] + 1))

@@ -7,7 +7,8 @@ import yaml
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
-from confselect.classical import random_ionic_liquid, run_classical_npt, run_classical_nvt
+from confselect.structures import random_melt
+from confselect.classical import run_classical_npt, run_classical_nvt
 from confselect.dynamics import kinetic_temperature, run_md
 from confselect.observables import block_average
 from confselect.state_point import mass_density, pressure_mean_and_sem, scaled_to_density
@@ -55,7 +56,7 @@ def test_ml_engine_thermostat_counts_3n_minus_3_degrees_of_freedom():
 def test_lammps_teacher_thermostat_reaches_its_target_with_3n_minus_3():
     """The teacher's fix nvt on 8 ions: the mean of LAMMPS's temperature (3N - 3) is 1300 K within error
     (1300 * 21/24 = 1138 K if 3N were thermostatted)."""
-    melt = random_ionic_liquid(SYSTEM, 4, 1.5, seed=3, min_distance_A=2.2)
+    melt = random_melt({"Na": 4, "Cl": 4}, 1.5, 3, 2.2)
     frames = []
     run_classical_nvt(SYSTEM, melt, 1300.0, 2.0, 60000.0, 100.0, 10.0, seed=0, on_frame=frames.append)
     temperature = np.array([f.info["temperature_K"] for f in frames[500:]])
@@ -66,7 +67,7 @@ def test_lammps_teacher_thermostat_reaches_its_target_with_3n_minus_3():
 
 @pytest.fixture(scope="module")
 def npt_at_1300():
-    melt = random_ionic_liquid(SYSTEM, 32, 1.5, seed=5, min_distance_A=2.2)
+    melt = random_melt({"Na": 32, "Cl": 32}, 1.5, 5, 2.2)
     frames = []
     run_classical_npt(SYSTEM, melt, 1300.0, 1.0, 2.0, 12000.0, 100.0, 1000.0, 20.0, seed=0, on_frame=frames.append)
     rho, rho_sem = block_average(np.array([mass_density(f) for f in frames[100:]]), 5)

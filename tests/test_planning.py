@@ -31,7 +31,7 @@ main(sys.argv[2:])
 def job_args(*mode_args: str) -> list[str]:
     """The arguments Snakemake's executors give a job's ``python -m snakemake`` (its --target-jobs,
     --allowed-rules, --mode ...), here for the held-out MD job of NaCl, run as a dry run."""
-    return ["--target-jobs", "classical_md:system=NaCl,role=test", "--allowed-rules", "classical_md",
+    return ["--target-jobs", "generate_frames:system=NaCl,role=test,generator=md", "--allowed-rules", "generate_frames",
             "--attempt", "1", "--force-use-threads", "--mode", *mode_args]
 
 
@@ -81,7 +81,7 @@ def test_parse_imports_nothing_heavy(tmp_path, mode):
     proc, modules = parse(tmp_path, *args, configfiles=configs)
     assert proc.returncode == 0, proc.stdout[-3000:]
     if mode != "subprocess":  # a job step logs nothing
-        assert "classical_md" in proc.stdout, proc.stdout[-3000:]  # it planned, so it parsed everything
+        assert "generate_frames" in proc.stdout, proc.stdout[-3000:]  # it planned, so it parsed everything
     assert "confselect.selection.kmeans" in modules and "confselect.selection.rnd" in modules  # options checked
     assert not heavy(modules), heavy(modules)
 

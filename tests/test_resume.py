@@ -40,7 +40,7 @@ def test_killed_xtb_run_resumes_without_relabelling(tmp_path):
     os.killpg(first.pid, signal.SIGKILL)  # ... then kill Snakemake and its jobs, as a node failure would
     first.wait()
     before = store_entries(workdir)
-    n_test = int(yaml.safe_load(TINY.read_text())["test"]["ramp_fs"] // 500.0)
+    n_test = int(yaml.safe_load(TINY.read_text())["test"]["generators"]["md"]["ramp_fs"] // 500.0)
     assert 3 <= len(before) < 8 + n_test, "the kill came too late to test resuming"
 
     snakemake(workdir, "--unlock", configfiles=(TINY, override))

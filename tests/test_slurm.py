@@ -60,23 +60,23 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 GPU_RULES = {"train"}  # the rules whose device config/paper.yaml sets to cuda (docs/cluster.md, "Routing")
 CPU_RULES = {"label"}
 ALL_RULES = {
-    "classical_md", "pool_features", "reference_md", "descriptors", "select", "label", "train",
+    "generate_frames", "pool_frames", "test_frames", "pool_features", "reference_md", "descriptors", "select", "label", "train",
     "coverage", "test_errors", "ml_md", "reference_npt", "summary", "learning_curve", "observables_report",
     "density_report",
 }
 FULL = os.environ.get("CONFSELECT_SLURM_TEST_FULL") == "1"
 # Rules the run submits: everything up to training, or the whole workflow.
-RUN_RULES = ALL_RULES if FULL else {"classical_md", "pool_features", "descriptors", "select", "label", "train", "test_errors"}
+RUN_RULES = ALL_RULES if FULL else {"generate_frames", "pool_features", "descriptors", "select", "label", "train", "test_errors"}
 # One model: the smallest sweep; two held-out frames are enough for the test errors of the full run.
 SWEEP = {
     "sweep": {"systems": ["NaCl"], "methods": ["random"], "n_train": [4], "seeds": [0], "full": {"enabled": False}},
-    "test": {"frame_interval_fs": 1000.0},
+    "test": {"generators": {"md": {"frame_interval_fs": 1000.0}}},
 }
 MODEL = {"system": "NaCl", "method": "random", "n": 4, "seed": 0}
 LABEL_BATCH = yaml.safe_load(TINY.read_text())["labelling"]["batch_size"]
 # the label batches of the training frames and of the two held-out frames
 N_LABEL_JOBS = math.ceil(MODEL["n"] / LABEL_BATCH) + math.ceil(2 / LABEL_BATCH)
-MODEL_DIR = f"results/{MODEL['system']}/models/{MODEL['method']}/n{MODEL['n']}/seed{MODEL['seed']}"
+MODEL_DIR = f"results/{MODEL['system']}/models/md/{MODEL['method']}/n{MODEL['n']}/seed{MODEL['seed']}"
 RUN_TIMEOUT_S = 1200
 
 
@@ -105,7 +105,7 @@ def threads(profile: dict, rule: str, workflow_threads: int = 1) -> int:
 def partitions(profile: dict) -> dict[str, str | None]:
     """The profile's partitions; "default" is None when the profile leaves it to the cluster's default."""
     return {
-        "default": resource(profile, "classical_md", "slurm_partition"),
+        "default": resource(profile, "generate_frames", "slurm_partition"),
         "gpu": resource(profile, "train", "slurm_partition"),
         "cpu": resource(profile, "label", "slurm_partition"),
     }
@@ -280,7 +280,7 @@ class ReferenceTraining:
         selection = json.loads(
             (self.run / "results" / m["system"] / "selection" / m["method"] / f"seed{m['seed']}.json").read_text()
         )
-        labels = [str(path) for path in _label_batches(self.run, m["system"], f"selection/{m['method']}/seed{m['seed']}")]
+        labels = [str(path) for path in _label_batches(self.run, m["system"], f"selection/md/{m['method']}/seed{m['seed']}")]
         assert labels and len(selection["indices"]) >= m["n"]
         self.out.mkdir(parents=True, exist_ok=True)
         args = json.dumps({"labels": labels, "n": m["n"], "training": self.training, "seed": m["seed"],
@@ -464,8 +464,8 @@ def test_one_command_submits_every_label_job_once(slurm_run):
     assert len(submitted) == N_LABEL_JOBS, submitted
     assert max(submitted.values()) == 1, {t: n for t, n in submitted.items() if n > 1}
     run, m = slurm_run["workdir"], MODEL
-    selection = json.loads((run / f"results/{m['system']}/selection/{m['method']}/seed{m['seed']}.json").read_text())
-    batches = _label_batches(run, m["system"], f"selection/{m['method']}/seed{m['seed']}")
+    selection = json.loads((run / f"results/{m['system']}/selection/md/{m['method']}/seed{m['seed']}.json").read_text())
+    batches = _label_batches(run, m["system"], f"selection/md/{m['method']}/seed{m['seed']}")
     frames = [a for path in batches for a in read(path, index=":")]
     assert [a.info["frame"] for a in frames] == selection["indices"][: len(frames)] and len(frames) >= m["n"]
     test = [a.info["frame"] for path in _label_batches(run, m["system"], "test") for a in read(path, index=":")]
@@ -505,7 +505,7 @@ def test_retried_training_gives_the_undisturbed_results(slurm_run):
 
 
 def _label_batches(run: Path, system: str, subset: str) -> list[Path]:
-    """A subset's label batches (``selection/<method>/seed<seed>`` or ``test``), in batch order."""
+    """A subset's label batches (``selection/<pool>/<method>/seed<seed>`` or ``test``), in batch order."""
     (labels,) = (run / "results" / system / "labels").iterdir()
     return sorted((labels / subset).glob("batch*.extxyz"), key=lambda p: int(p.stem.removeprefix("batch")))
 

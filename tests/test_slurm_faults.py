@@ -34,7 +34,7 @@ from test_slurm import CLUSTER_DEFAULT, PROFILE_DIR, REPO, SNAKEMAKE, TINY, _squ
 
 pytestmark = [pytest.mark.slurm, pytest.mark.cp2k]
 
-MODEL_DIR = "results/NaCl/models/random/n4/seed0"
+MODEL_DIR = "results/NaCl/models/md/random/n4/seed0"
 TARGETS = (f"{MODEL_DIR}/training.json", f"{MODEL_DIR}/test_errors.json")
 TIMEOUT_S = 1500
 
@@ -60,9 +60,9 @@ exit $rc
 def campaign_config(tmp: Path, executable: Path) -> dict:
     return {
         "sweep": {"systems": ["NaCl"], "methods": ["random"], "n_train": [4], "seeds": [0], "full": {"enabled": False}},
-        "pool": {"n_ion_pairs": 4},  # 8 ions: a few seconds of CP2K per frame
-        "test": {"frame_interval_fs": 1000.0},  # two held-out frames
-        "systems": {"NaCl": {"labeller": "cp2k"}},
+        "test": {"generators": {"md": {"frame_interval_fs": 1000.0}}},  # two held-out frames
+        # 8 ions: a few seconds of CP2K per frame
+        "systems": {"NaCl": {"labeller": "cp2k", "structure": {"composition": {"Na": 4, "Cl": 4}}}},
         "labelling": {
             "store": str(tmp / "label_store"),
             "batch_size": 2,  # three label jobs: two of the training frames, one of the held-out frames
@@ -124,7 +124,7 @@ def faults(tmp_path_factory):
         try:
             while first.poll() is None:
                 assert time.time() < deadline, "the first driver ran out of time"
-                selection = workdir / "results/NaCl/selection/random/seed0.json"
+                selection = workdir / "results/NaCl/selection/md/random/seed0.json"
                 if "crashed" not in record and selection.exists():
                     # fault 3: the first training frame's CP2K crashes
                     frame = json.loads(selection.read_text())["indices"][0]
@@ -201,7 +201,7 @@ def test_no_label_is_computed_twice_and_none_is_lost(faults):
         stored[f"{atoms.info['role']}/{atoms.info['frame']}"] = atoms
     lost = sorted(set(runs) - {k for k, a in stored.items() if a.info.get("label_status") != "failed"})
     written = labels_written(faults["workdir"])
-    selection = json.loads((faults["workdir"] / "results/NaCl/selection/random/seed0.json").read_text())
+    selection = json.loads((faults["workdir"] / "results/NaCl/selection/md/random/seed0.json").read_text())
     needed = [f"pool/{i}" for i in selection["indices"][:4]] + ["test/0", "test/1"]
     missing = [label for label in needed if label not in written]
     print(f"\nfaults: {json.dumps({k: faults[k] for k in ('cancelled_job', 'done_at_cancel', 'done_at_kill', 'crashed')})}; "

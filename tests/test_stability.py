@@ -8,7 +8,8 @@ import pytest
 import yaml
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from confselect.classical import random_ionic_liquid, run_classical_npt, run_classical_nvt
+from confselect.structures import random_melt
+from confselect.classical import run_classical_npt, run_classical_nvt
 from confselect.config import SCHEMA, section_defaults
 from confselect.observables import partial_rdfs
 from confselect.stability import StabilityThresholds, StabilityVerdict, drift_slopes, stability_verdict
@@ -161,7 +162,7 @@ def test_rdf_artefact_below_reference_onset_is_detected():
 def teacher_run():
     """6 ps NVT of 64 ions of the teacher (LAMMPS) at its own 1300 K, 1 bar density, sampled every 20 fs."""
     system = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["systems"]["NaCl"]
-    melt = random_ionic_liquid(system, 32, 1.5, seed=5, min_distance_A=2.2)
+    melt = random_melt({"Na": 32, "Cl": 32}, 1.5, 5, 2.2)
     npt = []
     run_classical_npt(system, melt, 1300.0, 1.0, 2.0, 4000.0, 100.0, 1000.0, 20.0, seed=0, on_frame=npt.append)
     rho = float(np.mean([mass_density(f) for f in npt[100:]]))

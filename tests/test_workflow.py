@@ -18,7 +18,7 @@ from conftest import TINY, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 TINY_CONFIG = yaml.safe_load(TINY.read_text())
-N_POOL = int(TINY_CONFIG["pool"]["ramp_fs"] // TINY_CONFIG["pool"]["frame_interval_fs"])
+N_POOL = int(TINY_CONFIG["pool"]["md"]["ramp_fs"] // TINY_CONFIG["pool"]["md"]["frame_interval_fs"])
 # the upper-bound arm: one model per seed on every pool frame
 FULL_MODELS = {("full", N_POOL, s) for s in TINY_CONFIG["sweep"]["seeds"]} if TINY_CONFIG["sweep"]["full"]["enabled"] else set()
 
@@ -67,17 +67,17 @@ def test_each_selected_frame_is_labelled_once(tiny_run):
     label_dirs = list((tiny_run / "results/NaCl/labels").iterdir())
     assert len(label_dirs) == 1
     union, computed = set(), Counter()
-    for sel in (p for p in (tiny_run / "results/NaCl/selection").glob("*/seed*.json") if "coverage" not in p.name):
+    for sel in (p for p in (tiny_run / "results/NaCl/selection/md").glob("*/seed*.json") if "coverage" not in p.name):
         indices = json.loads(sel.read_text())["indices"]
         length = N_POOL if sel.parent.name == "full" else n_max  # the full arm orders the whole pool
         assert len(indices) == length == len(set(indices))
         union |= set(indices)
-        batches = [label_dirs[0] / f"selection/{sel.parent.name}/{sel.stem}/batch{k}.extxyz" for k in range(-(-length // batch))]
+        batches = [label_dirs[0] / f"selection/md/{sel.parent.name}/{sel.stem}/batch{k}.extxyz" for k in range(-(-length // batch))]
         frames = [atoms for path in batches for atoms in read(path, index=":")]
         assert [a.info["frame"] for a in frames] == indices
         computed.update(a.info["frame"] for a in frames if a.info["label_origin"] == "computed")
     assert set(computed) == union and set(computed.values()) == {1}
-    n_test = int(TINY_CONFIG["test"]["ramp_fs"] // TINY_CONFIG["test"]["frame_interval_fs"])
+    n_test = int(TINY_CONFIG["test"]["generators"]["md"]["ramp_fs"] // TINY_CONFIG["test"]["generators"]["md"]["frame_interval_fs"])
     test = [a for path in sorted((label_dirs[0] / "test").glob("batch*.extxyz")) for a in read(path, index=":")]
     assert sorted(a.info["frame"] for a in test) == list(range(n_test))
     assert all(a.info["label_origin"] == "computed" for a in test)
@@ -115,7 +115,7 @@ def test_models_and_reference_share_the_state_point_windows_and_thresholds(tiny_
     assert sorted(points, key=float) == ["1100", "1300", "1500", "1700"]  # scan + NVT + stress (pool's 1700 K)
     ref = json.loads((tiny_run / "results/NaCl/reference/nvt.json").read_text())
     defaults = section_defaults(SCHEMA, "validation", "stability")
-    for md_file in (tiny_run / "results/NaCl/models").glob("*/n*/seed*/md.json"):
+    for md_file in (tiny_run / "results/NaCl/models/md").glob("*/n*/seed*/md.json"):
         md = json.loads(md_file.read_text())
         for run in (md, ref):
             assert run["state_point"]["temperature_K"] == 1300.0
@@ -124,7 +124,7 @@ def test_models_and_reference_share_the_state_point_windows_and_thresholds(tiny_
             assert run["equilibration_fs"] == validation["md"]["equilibration_fs"]
             assert run["duration_fs"] == validation["md"]["duration_fs"]
             assert run["thresholds"] == defaults
-        assert md["n_atoms"] == ref["n_atoms"] == 2 * TINY_CONFIG["pool"]["n_ion_pairs"]
+        assert md["n_atoms"] == ref["n_atoms"] == sum(TINY_CONFIG["systems"]["NaCl"]["structure"]["composition"].values())
         assert md["fit_window_ps"] == ref["fit_window_ps"] == {
             "diffusion": validation["transport"]["fit_window_ps"], "conductivity": validation["transport"]["fit_window_ps"]}
         assert md["stress"]["state_point"]["temperature_K"] == 1700.0
@@ -250,7 +250,7 @@ def test_new_size_within_the_selection_trains_only_its_models(tiny_run, tmp_path
     snakemake(workdir, configfiles=configs)
     for method in sweep["methods"]:
         assert json.loads((models / f"{method}/n2/seed0/training.json").read_text())["n_trained"] == 2
-        cover = json.loads((workdir / f"results/NaCl/selection/{method}/seed0_coverage.json").read_text())
+        cover = json.loads((workdir / f"results/NaCl/selection/md/{method}/seed0_coverage.json").read_text())
         assert sorted(cover, key=int) == ["2", "4", "8"]
         assert cover["2"]["max_min_distance"] >= cover["8"]["max_min_distance"]
     assert {p: p.stat().st_mtime_ns for p in before} == before

@@ -1,14 +1,9 @@
-"""The classical potential of 000: Born-Mayer-Huggins / Tosi-Fumi pairs with PPPM electrostatics, in LAMMPS.
+"""The system's classical potential in LAMMPS: the pool MD, the reference runs and the classical teacher.
 
-The same potential drives the pool MD (:mod:`confselect.pool`) and acts as the classical teacher labeller
-(:class:`ClassicalTeacher`), so the commands that define it are built in one place.
-
-Pair form (per species pair, all quantities in eV and A)::
-
-    phi(r) = A exp((sigma - r) / rho) - C / r**6 - D / r**8 + q_i q_j / r
-
-C and D are given positive in the config (both dispersion terms attractive); LAMMPS's ``born`` style adds
-``+ D / r**8``, so the sign of D is flipped when the command is written.
+The potential itself (``systems.<name>.potential``: any LAMMPS pair style, or 000's Born-Mayer-Huggins /
+Tosi-Fumi salt potential with PPPM) is written as LAMMPS commands by :mod:`confselect.potentials`; this module
+runs it: MD through LAMMPS's own integrators, single points through ASE's LAMMPSlib
+(:func:`teacher_calculator`, :class:`ClassicalTeacher`).
 """
 
 from __future__ import annotations
@@ -19,6 +14,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from .potentials import lammps_potential_commands, species_order
+from .structures import build_structure
 
 
 def load_lammps():
@@ -38,41 +36,18 @@ def load_lammps():
     return lammps
 
 
-def species_order(system: dict) -> list[str]:
-    """Chemical symbols of the system in LAMMPS type order (type 1 = first listed species)."""
-    return list(system["charges_e"])
+def teacher_calculator(system: dict, keep_alive: bool = False):
+    """The system's classical potential as an ASE calculator (LAMMPSlib): energy, forces, stress, per-atom
+    energies of any cell, triclinic included."""
+    from ase.calculators.lammpslib import LAMMPSlib
 
-
-def pair_parameters(potential: dict, a: str, b: str) -> dict:
-    """The parameter block of pair a-b, accepting either order of the key ("Na-Cl" or "Cl-Na")."""
-    pairs = potential["pairs"]
-    for key in (f"{a}-{b}", f"{b}-{a}"):
-        if key in pairs:
-            return pairs[key]
-    raise KeyError(f"potential.pairs has no entry for {a}-{b}")
-
-
-def lammps_potential_commands(system: dict) -> list[str]:
-    """LAMMPS commands defining charges, the Tosi-Fumi pairs and PPPM for ``system`` (types in config order)."""
-    potential = system["potential"]
-    symbols = species_order(system)
-    cutoff = potential["cutoff_A"]
-    cmds = [
-        f"pair_style born/coul/long {cutoff}",
-        f"kspace_style pppm {potential['kspace_accuracy']}",
-    ]
-    for i, a in enumerate(symbols, start=1):
-        cmds.append(f"set type {i} charge {system['charges_e'][a]}")
-        for j, b in enumerate(symbols, start=1):
-            if j < i:
-                continue
-            p = pair_parameters(potential, a, b)
-            # LAMMPS born: A exp((sigma-r)/rho) - C/r^6 + D/r^8, so an attractive r^-8 term needs -D.
-            cmds.append(
-                f"pair_coeff {i} {j} {p['A_eV']} {p['rho_A']} {p['sigma_A']} "
-                f"{p['C_eV_A6']} {-p['D_eV_A8']}"
-            )
-    return cmds
+    load_lammps()
+    return LAMMPSlib(
+        lmpcmds=lammps_potential_commands(system),
+        atom_types={s: i for i, s in enumerate(species_order(system), start=1)},
+        lammps_header=["units metal", "atom_style charge", "atom_modify map array sort 0 0"],
+        keep_alive=keep_alive,
+    )
 
 
 class ClassicalTeacher:
@@ -95,9 +70,9 @@ class ClassicalTeacher:
             load_lammps()
         except ImportError as err:
             raise LabellerSetupError(f"the LAMMPS Python module is missing ({err}): pip install lammps") from None
-        missing = [s for s in symbols if s not in self.system["charges_e"]]
+        missing = [s for s in symbols if s not in species_order(self.system)]
         if missing:
-            raise LabellerSetupError(f"no charges or pair parameters for {missing}")
+            raise LabellerSetupError(f"species {missing} are not in the potential's species {species_order(self.system)}")
 
     def label(self, atoms, workdir=None):
         """Return a copy of ``atoms`` with energy (eV), forces (eV/A) and per-atom energies (eV).
@@ -106,17 +81,9 @@ class ClassicalTeacher:
         """
         import time
 
-        from ase.calculators.lammpslib import LAMMPSlib
         from ase.calculators.singlepoint import SinglePointCalculator
 
-        load_lammps()
-        symbols = species_order(self.system)
-        calc = LAMMPSlib(
-            lmpcmds=lammps_potential_commands(self.system),
-            atom_types={s: i for i, s in enumerate(symbols, start=1)},
-            lammps_header=["units metal", "atom_style charge", "atom_modify map array sort 0 0"],
-            keep_alive=False,
-        )
+        calc = teacher_calculator(self.system)
         start = time.perf_counter()
         work = atoms.copy()
         work.calc = calc
@@ -127,40 +94,6 @@ class ClassicalTeacher:
         labelled.calc = SinglePointCalculator(labelled, energy=energy, forces=forces, energies=energies)
         labelled.info.update(labeller=self.name, label_wall_time_s=time.perf_counter() - start)
         return labelled
-
-
-def random_ionic_liquid(system: dict, n_ion_pairs: int, density_g_cm3: float, seed: int, min_distance_A: float):
-    """A cubic box of randomly placed ions at the given density with no pair closer than ``min_distance_A``.
-
-    Written here (not LAMMPS ``create_atoms random``) so that the same seeded start is available to ASE
-    code too; rejection sampling is cheap at molten-salt densities.
-    """
-    from ase import Atoms
-    from ase.data import atomic_masses, atomic_numbers
-
-    symbols = species_order(system)
-    if len(symbols) != 2:
-        raise ValueError("random_ionic_liquid builds binary salts (one cation, one anion)")
-    formula = []
-    for s in symbols:
-        formula += [s] * n_ion_pairs
-    mass_g = sum(atomic_masses[atomic_numbers[s]] for s in formula) / 6.02214076e23
-    length = (mass_g / density_g_cm3 * 1e24) ** (1.0 / 3.0)
-    rng = np.random.default_rng(seed)
-    positions = np.empty((len(formula), 3))
-    for k in range(len(formula)):
-        for _ in range(100000):
-            trial = rng.uniform(0.0, length, 3)
-            if k == 0:
-                break
-            d = positions[:k] - trial
-            d -= length * np.round(d / length)
-            if np.min(np.linalg.norm(d, axis=1)) >= min_distance_A:
-                break
-        else:
-            raise RuntimeError(f"could not place ion {k} at {density_g_cm3} g/cm^3 with {min_distance_A} A spacing")
-        positions[k] = trial
-    return Atoms(formula, positions=positions, cell=[length] * 3, pbc=True)
 
 
 def _lammps_from_atoms(system: dict, atoms, timestep_fs: float, sample_interval: int):
@@ -224,23 +157,25 @@ def _run_sampled(lmp, numbers_of_type, n_steps, stride, timestep_fs, on_frame, p
 
 
 def run_classical_md(system: dict, protocol: dict, seed: int, on_frame, progress=None) -> None:
-    """Premelt (NVT) then NPT with a linear temperature ramp, calling ``on_frame(atoms)`` for each frame.
+    """From the system's starting structure: an NVT stage at ``premelt_K`` (000's premelt; 0 fs skips it),
+    then NPT (isotropic) or NVT (``ensemble``) with a linear temperature ramp, ``on_frame(atoms)`` per frame.
 
-    ``protocol`` keys (units in the names): n_ion_pairs, initial_density_g_cm3, min_distance_A, timestep_fs,
-    premelt_K, premelt_fs, T_start_K, T_end_K, ramp_fs, pressure_bar, thermostat_damping_fs,
-    barostat_damping_fs, frame_interval_fs.  Each frame carries positions, cell, energy (eV), forces (eV/A),
-    per-atom energies (eV) and info ``step``, ``time_fs``, ``temperature_K``, ``volume_A3``, ``pressure_bar``,
-    ``conserved_eV`` (LAMMPS econserve: total energy plus the thermostat and barostat energy, eV); its
-    ``temperature_K`` counts 3N - 3 degrees of freedom.
+    ``protocol`` keys (units in the names): timestep_fs, premelt_K, premelt_fs, T_start_K, T_end_K, ramp_fs,
+    pressure_bar, thermostat_damping_fs, barostat_damping_fs, frame_interval_fs, ensemble.  Each frame carries
+    positions, cell, energy (eV), forces (eV/A), per-atom energies (eV) and info ``step``, ``time_fs``,
+    ``temperature_K``, ``volume_A3``, ``pressure_bar``, ``conserved_eV`` (LAMMPS econserve: total energy plus
+    the thermostat and barostat energy, eV); its ``temperature_K`` counts 3N - 3 degrees of freedom.
     """
-    start = random_ionic_liquid(
-        system, protocol["n_ion_pairs"], protocol["initial_density_g_cm3"], seed, protocol["min_distance_A"]
-    )
+    start = build_structure(system, seed)
     dt = protocol["timestep_fs"]
     stride = max(1, int(round(protocol["frame_interval_fs"] / dt)))
     lmp, numbers_of_type = _lammps_from_atoms(system, start, dt, stride)
     tdamp = protocol["thermostat_damping_fs"] / 1000.0
     pdamp = protocol["barostat_damping_fs"] / 1000.0
+    ramp = f"fix ramp all nvt temp {protocol['T_start_K']} {protocol['T_end_K']} {tdamp}"
+    if protocol.get("ensemble", "npt") == "npt":
+        ramp = (f"fix ramp all npt temp {protocol['T_start_K']} {protocol['T_end_K']} {tdamp} "
+                f"iso {protocol['pressure_bar']} {protocol['pressure_bar']} {pdamp}")
     lmp.commands_list(
         [
             f"velocity all create {protocol['premelt_K']} {seed + 1} mom yes rot yes dist gaussian",
@@ -248,8 +183,7 @@ def run_classical_md(system: dict, protocol: dict, seed: int, on_frame, progress
             f"run {int(round(protocol['premelt_fs'] / dt))}",
             "unfix premelt",
             "reset_timestep 0",
-            f"fix ramp all npt temp {protocol['T_start_K']} {protocol['T_end_K']} {tdamp} "
-            f"iso {protocol['pressure_bar']} {protocol['pressure_bar']} {pdamp}",
+            ramp,
         ]
     )
     _run_sampled(lmp, numbers_of_type, int(round(protocol["ramp_fs"] / dt)), stride, dt, on_frame, progress)

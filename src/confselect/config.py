@@ -134,22 +134,94 @@ def _fill_defaults(instance, node, root) -> None:
         for key, value in instance.items():
             if key not in node.get("properties", {}):
                 _fill_defaults(value, extra, root)
+    for branch in node.get("allOf", []):  # kinds: if {kind: const} then the kind's own properties
+        if "if" in branch and _matches(instance, branch["if"]):
+            _fill_defaults(instance, branch["then"], root)
 
 
-def protocol(config: dict, role: str) -> dict:
-    """The classical MD protocol of the pool (``role="pool"``) or of the held-out test run (``"test"``)."""
-    merged = dict(config["pool"])
+def _matches(instance: dict, condition: dict) -> bool:
+    """Whether ``instance`` meets an ``if`` of constant properties (the schema's kind switches)."""
+    return all(instance.get(key) == prop.get("const") for key, prop in condition.get("properties", {}).items())
+
+
+def pool_recipes(config: dict) -> dict[str, list[str]]:
+    """Pool recipe name -> its generators (``sweep.pools``; by default one recipe holding every generator,
+    named after it where there is one, else ``all``)."""
+    pools = config["sweep"].get("pools")
+    if pools:
+        return {name: list(generators) for name, generators in pools.items()}
+    names = list(config["pool"])
+    return {names[0] if len(names) == 1 else "all": names}
+
+
+#: Generator kinds that draw random numbers (the others ignore a seed and have no seed key).
+SEEDED_KINDS = ("md_ramp", "strain", "rattle", "normal_modes")
+
+
+def test_generators(config: dict) -> dict[str, dict]:
+    """The held-out set's generators: each pool generator with ``test.seed`` (+ k for the k-th) and the
+    overrides of ``test.generators``, then the test-only ones, validated and defaults filled in."""
+    overrides = config["test"].get("generators", {})
+    names = [n for n in config["pool"] if not (n in overrides and overrides[n] is None)]
+    names += [n for n in overrides if n not in config["pool"] and overrides[n] is not None]
+    out = {}
+    for k, name in enumerate(names):
+        settings = {**config["pool"].get(name, {}), **(overrides.get(name) or {})}
+        if settings.get("kind") in SEEDED_KINDS:
+            settings["seed"] = int(config["test"]["seed"]) + k
+        out[name] = validated_generator(settings, f"test.generators.{name}")
+    return out
+
+
+def generators(config: dict, role: str, pool: str | None = None) -> dict[str, dict]:
+    """Generator name -> settings of a pool recipe (``role="pool"``, ``pool`` its name) or of the test set."""
     if role == "test":
-        merged.update(config["test"])
-    elif role != "pool":
-        raise ValueError(f"unknown trajectory role {role!r}")
-    merged.setdefault("min_distance_A", 2.2)
-    return merged
+        return test_generators(config)
+    if role != "pool":
+        raise ValueError(f"unknown frame set {role!r}")
+    recipes = pool_recipes(config)
+    names = recipes[pool] if pool is not None else list(config["pool"])
+    return {name: config["pool"][name] for name in names}
 
 
-def n_frames(config: dict, role: str) -> int:
-    p = protocol(config, role)
-    return int(p["ramp_fs"] // p["frame_interval_fs"])
+def validated_generator(settings: dict, key: str, schema_path=SCHEMA) -> dict:
+    """``settings`` checked against the schema's generator definition, defaults filled in (a test-set
+    generator is assembled from overrides, so the schema cannot check it where it is written)."""
+    import jsonschema
+
+    schema = _schema(schema_path)
+    node = {"$ref": "#/$defs/generator", "$defs": schema["$defs"]}
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(node).iter_errors(settings))
+    if error is not None:
+        where = _dotted(error.absolute_path)
+        raise ConfigError(f"config key {key}{'.' + where if error.absolute_path else ''}: {error.message}")
+    settings = copy.deepcopy(settings)
+    _fill_defaults(settings, node, node)
+    return settings
+
+
+def generator_frames(settings: dict) -> int:
+    """Frames one generator makes."""
+    kind = settings["kind"]
+    if kind == "md_ramp":
+        return int(settings["ramp_fs"] // settings["frame_interval_fs"])
+    if kind == "rattle":
+        return len(settings["amplitudes_A"]) * int(settings["n_per_amplitude"])
+    return int(settings["n_frames"])
+
+
+def n_frames(config: dict, role: str, pool: str | None = None) -> int:
+    """Frames of a pool recipe (the smallest recipe's where ``pool`` is None) or of the test set."""
+    if role == "pool" and pool is None:
+        return min(n_frames(config, "pool", name) for name in pool_recipes(config))
+    return sum(generator_frames(settings) for settings in generators(config, role, pool).values())
+
+
+def pool_top_temperature(config: dict) -> float:
+    """The pool's highest temperature, K: the top of every md_ramp generator's ramp (the stress run's default
+    temperature); the NVT validation temperature where the pool holds no MD."""
+    temperatures = [max(g["T_start_K"], g["T_end_K"]) for g in config["pool"].values() if g["kind"] == "md_ramp"]
+    return float(max(temperatures)) if temperatures else float(config["validation"]["md"]["temperature_K"])
 
 
 def n_select(config: dict) -> int:
@@ -162,9 +234,29 @@ def labeller_settings(config: dict, system: str) -> tuple[str, dict]:
     """The labeller of ``system`` and all its settings (physics and machine), as the labeller takes them."""
     name = config["systems"][system].get("labeller", "classical")
     if name == "classical":
-        # The teacher's labels are fixed by the potential itself.
-        return name, {"potential": config["systems"][system]["potential"], "charges_e": config["systems"][system]["charges_e"]}
+        return name, teacher_identity(config["systems"][system], f"systems.{system}")
     return name, dict(config["labelling"].get(name, {}))
+
+
+def teacher_identity(system: dict, key: str = "system") -> dict:
+    """What the classical teacher's numbers depend on: the potential (files by content, not path), its
+    species order and charges. A Tosi-Fumi teacher is its charges and pairs, as it always was."""
+    from .potentials import potential_identity
+
+    potential = system["potential"]
+    if potential["type"] == "born_mayer_huggins_tosi_fumi":
+        return {"potential": potential, "charges_e": system["charges_e"]}
+    identity = {"species": list(system["species"]), "potential": potential_identity(potential, f"{key}.potential")}
+    if system.get("charges_e"):
+        identity["charges_e"] = system["charges_e"]
+    return identity
+
+
+def system_definition(system: dict, key: str = "system") -> dict:
+    """What a system's classical runs (pool MD, reference runs) depend on: the teacher's identity, the
+    species and the starting structure (a rule param: a moved potential file reruns nothing)."""
+    return {**teacher_identity(system, key), "species": list(system["species"]), "structure": system["structure"],
+            "phase": system.get("phase")}
 
 
 def machine_setting_names(*section: str, schema_path=SCHEMA) -> set[str]:
@@ -231,22 +323,9 @@ def check_config(config: dict, methods) -> None:
                 f"sweep.systems[{i}]: system {system!r} has no definition under 'systems' "
                 f"(defined: {sorted(config['systems'])})"
             )
-    for name, system in config["systems"].items():
-        species = list(system["charges_e"])
-        pairs = system["potential"]["pairs"]
-        for a in species:
-            for b in species:
-                if f"{a}-{b}" not in pairs and f"{b}-{a}" not in pairs:
-                    raise ConfigError(f"systems.{name}.potential.pairs: no parameters for the pair {a}-{b}")
-        for key in pairs:
-            unknown = set(key.split("-")) - set(species)
-            if unknown:
-                raise ConfigError(
-                    f"systems.{name}.potential.pairs.{key}: species {sorted(unknown)} not in systems.{name}.charges_e"
-                )
-        if abs(sum(system["charges_e"].values())) > 1e-9 and len(species) == 2:
-            # equal numbers of each species are placed, so the charges must cancel pairwise
-            raise ConfigError(f"systems.{name}.charges_e: charges {system['charges_e']} do not sum to zero")
+    for name in sweep["systems"]:
+        check_system(config["systems"][name], f"systems.{name}")
+    check_pools(config)
     for i, method in enumerate(sweep["methods"]):
         if method not in methods:
             raise ConfigError(f"sweep.methods[{i}]: unknown selection method {method!r}; known: {sorted(methods)}")
@@ -254,11 +333,12 @@ def check_config(config: dict, methods) -> None:
         if method not in methods:
             raise ConfigError(f"selection.{method}: unknown selection method; known: {sorted(methods)}")
     pool_size = n_frames(config, "pool")
+    smallest = min(pool_recipes(config), key=lambda name: n_frames(config, "pool", name))
     for i, n in enumerate(sweep["n_train"]):
         if n > pool_size:
             raise ConfigError(
-                f"sweep.n_train[{i}] = {n} exceeds the pool of {pool_size} frames "
-                f"(pool.ramp_fs / pool.frame_interval_fs)"
+                f"sweep.n_train[{i}] = {n} exceeds the pool of {pool_size} frames (pool recipe {smallest!r}, "
+                f"the frames of its generators)"
             )
     if sweep.get("n_select") is not None:
         if sweep["n_select"] < max(sweep["n_train"]):
@@ -273,7 +353,7 @@ def check_config(config: dict, methods) -> None:
     if "full" in sweep["methods"] and full is not None:
         raise ConfigError("sweep.methods lists 'full' and sweep.full.enabled is true: the arm would run twice")
     if n_frames(config, "test") < 1:
-        raise ConfigError("test: the held-out run yields no frames (test.ramp_fs < test.frame_interval_fs)")
+        raise ConfigError("test.generators: the held-out set has no frames (an MD ramp shorter than its frame interval?)")
     check_validation(config)
     for method, options in selection_options(config).items():
         known = [p for p in inspect.signature(methods[method]).parameters if p != "seed"]
@@ -288,6 +368,64 @@ def check_config(config: dict, methods) -> None:
             methods[method](seed=0, **options)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"selection.{method}: {err}") from None
+
+
+def check_system(system: dict, key: str) -> None:
+    """A system's species, charges, structure and potential agree with each other (files found, species
+    covered) and its structure can be built; raises :class:`ConfigError` naming the key."""
+    from .potentials import PotentialError, check_potential
+    from .structures import unit_cell
+
+    species = list(system["species"])
+    charges = system.get("charges_e") or {}
+    unknown = sorted(set(charges) - set(species))
+    if unknown:
+        raise ConfigError(f"{key}.charges_e: {unknown} not in {key}.species {species}")
+    potential = system["potential"]
+    if potential["type"] == "born_mayer_huggins_tosi_fumi":
+        missing = [s for s in species if s not in charges]
+        if missing:
+            raise ConfigError(f"{key}.charges_e: the Tosi-Fumi potential needs a charge for {missing}")
+        pairs = potential["pairs"]
+        for a in species:
+            for b in species:
+                if f"{a}-{b}" not in pairs and f"{b}-{a}" not in pairs:
+                    raise ConfigError(f"{key}.potential.pairs: no parameters for the pair {a}-{b}")
+        for pair in pairs:
+            stray = set(pair.split("-")) - set(species)
+            if stray:
+                raise ConfigError(f"{key}.potential.pairs.{pair}: species {sorted(stray)} not in {key}.species")
+    try:
+        check_potential(system, f"{key}.potential")
+    except PotentialError as err:
+        raise ConfigError(str(err)) from None
+    structure = system["structure"]
+    if structure["kind"] == "random_melt":
+        if list(structure["composition"]) != species:
+            raise ConfigError(f"{key}.structure.composition: {list(structure['composition'])} must list {key}.species "
+                              f"{species} in that order")
+        if charges and abs(sum(charges.get(s, 0.0) * n for s, n in structure["composition"].items())) > 1e-9:
+            raise ConfigError(f"{key}.structure.composition: the melt's charge is not zero with charges {charges}")
+    else:
+        try:
+            unit_cell(species, structure)
+        except (ValueError, KeyError, RuntimeError) as err:
+            raise ConfigError(f"{key}.structure: ASE cannot build {structure['crystal']} of {species}: {err}") from None
+
+
+def check_pools(config: dict) -> None:
+    """Pool recipes name existing generators; the test set's generators are valid and none repeats a pool
+    generator's frames exactly (a deterministic volume scan with the pool's own settings would)."""
+    for recipe, names in pool_recipes(config).items():
+        for i, name in enumerate(names):
+            if name not in config["pool"]:
+                raise ConfigError(f"sweep.pools.{recipe}[{i}]: no pool generator {name!r} (defined: {list(config['pool'])})")
+    for name, settings in test_generators(config).items():
+        if settings["kind"] not in SEEDED_KINDS and any(settings == g for g in config["pool"].values()):
+            raise ConfigError(
+                f"test.generators.{name}: the held-out {settings['kind']} repeats a pool generator's frames; give "
+                f"it other settings (e.g. n_frames or linear_strain_range)"
+            )
 
 
 def selection_options(config: dict) -> dict:
@@ -347,7 +485,7 @@ def _check_state_point(config: dict) -> None:
     from .state_point import state_point_temperatures, temperature_key
 
     settings = config["validation"]["state_point"]
-    temperatures = state_point_temperatures(config["validation"], config["pool"]["T_end_K"])
+    temperatures = state_point_temperatures(config["validation"], pool_top_temperature(config))
     for system in config["sweep"]["systems"]:
         try:
             entry = experiment_for(system, config["systems"][system])

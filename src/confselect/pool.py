@@ -1,45 +1,106 @@
-"""The selection pool and the held-out test set: classical MD trajectories written as extended XYZ.
+"""Pool and held-out frames: the union of named generators, written as extended XYZ.
 
-A frame's index in the pool file is the identity of that configuration everywhere downstream.
+A generator (``pool.<name>``, kind and settings) is classical MD over a temperature ramp (``md_ramp``) or a
+static transformation of the system's starting structure (``volume_scan``, ``strain``, ``rattle``,
+``normal_modes``, :mod:`confselect.structure_generators`) labelled by the classical teacher. Every frame
+records its generator (``info["generator"]``). A pool recipe is the concatenation of its generators' files
+in recipe order; a frame's index in the recipe's file is its identity everywhere downstream.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 
-from .classical import run_classical_md
+from .classical import run_classical_md, teacher_calculator
 from .progress import Progress
 from .selection.base import PoolFeatures
+from .structures import build_structure
 
 
-def write_md_trajectory(system: dict, protocol: dict, seed: int, path) -> int:
-    """Run the classical MD protocol and stream its frames to ``path`` (extxyz); return the frame count.
-
-    The file appears under its final name only when the run is complete (written to ``path.part`` first).
-    """
+def write_generator_frames(system: dict, name: str, settings: dict, path) -> int:
+    """Make generator ``name``'s frames (teacher energies, forces and per-atom energies) and write them to
+    ``path``; return the frame count. The file appears under its final name only when it is complete."""
     from ase.io import write
+
+    from .config import generator_frames
 
     path = Path(path)
     tmp = path.with_name(path.name + ".part")
-    n_frames = int(protocol["ramp_fs"] // protocol["frame_interval_fs"])
-    progress = Progress(f"classical MD -> {path.name}", n_frames)
-    count = 0
+    progress = Progress(f"{name} ({settings['kind']}) -> {path.name}", generator_frames(settings))
     with open(tmp, "w") as handle:
-
-        def on_frame(atoms):
-            nonlocal count
-            write(handle, atoms, format="extxyz")
-            count += 1
-
-        def report(done, total, frame):
-            progress(done, note=f"T = {frame.info['temperature_K']:.0f} K")
-
-        run_classical_md(system, protocol, seed, on_frame, progress=report)
+        writer = _FrameWriter(handle, name, progress, write)
+        if settings["kind"] == "md_ramp":
+            run_classical_md(system, settings, settings["seed"], writer)
+        else:
+            calc = teacher_calculator(system, keep_alive=True)
+            for atoms in static_frames(system, settings, calc):
+                writer(label_with(atoms, calc))
     os.replace(tmp, path)
-    return count
+    return writer.count
+
+
+class _FrameWriter:
+    """Streams frames to an open extxyz file, recording their generator and reporting progress."""
+
+    def __init__(self, handle, name: str, progress, write):
+        self.handle, self.name, self.progress, self.write = handle, name, progress, write
+        self.count = 0
+
+    def __call__(self, atoms) -> None:
+        atoms.info["generator"] = self.name
+        self.write(self.handle, atoms, format="extxyz")
+        self.count += 1
+        note = f"T = {atoms.info['temperature_K']:.0f} K" if "temperature_K" in atoms.info else None
+        self.progress(self.count, note=note)
+
+
+def static_frames(system: dict, settings: dict, calc):
+    """The frames of a static generator, from the system's starting structure (no calculator attached)."""
+    from . import structure_generators as make
+
+    start = build_structure(system, settings.get("seed", 0))
+    kind = settings["kind"]
+    if kind == "volume_scan":
+        return make.volume_scan(start, tuple(settings["linear_strain_range"]), settings["n_frames"])
+    if kind == "strain":
+        return make.strain(start, settings["max_normal_strain"], settings["max_shear_strain"], settings["n_frames"],
+                           settings["seed"])
+    if kind == "rattle":
+        return make.rattle(start, tuple(settings["amplitudes_A"]), settings["n_per_amplitude"], settings["seed"],
+                           settings["max_strain"])
+    if kind == "normal_modes":
+        return make.normal_modes(start, calc, settings["temperature_K"], settings["n_frames"], settings["seed"],
+                                 settings["delta_A"])
+    raise ValueError(f"unknown generator kind {kind!r}")
+
+
+def label_with(atoms, calc):
+    """``atoms`` with the teacher's energy (eV), forces (eV/A), per-atom energies (eV) and stress (eV/A^3)
+    as a single-point result."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    work = atoms.copy()
+    work.calc = calc
+    results = {"energy": work.get_potential_energy(), "forces": work.get_forces(),
+               "energies": work.get_potential_energies(), "stress": work.get_stress()}
+    labelled = atoms.copy()
+    labelled.calc = SinglePointCalculator(labelled, **results)
+    return labelled
+
+
+def concatenate(paths, output) -> None:
+    """Concatenate extxyz files (a pool recipe's generators, the test set's) into ``output`` in order."""
+    output = Path(output)
+    tmp = output.with_name(output.name + ".part")
+    with open(tmp, "wb") as out:
+        for path in paths:
+            with open(path, "rb") as handle:
+                shutil.copyfileobj(handle, out)
+    os.replace(tmp, output)
 
 
 #: Up to this many indices, :func:`read_frames` reads frame by frame: ASE then only scans the frame headers up

@@ -8,16 +8,19 @@ from pathlib import Path
 from .jobs import read_json
 from .validation import compare_to_reference, density_errors
 
-_MODEL_DIR = re.compile(r"(?P<system>[^/]+)/models/(?P<method>[^/]+)/n(?P<n>\d+)/seed(?P<seed>\d+)$")
+_MODEL_DIR = re.compile(
+    r"(?P<system>[^/]+)/models/(?P<pool>[^/]+)/(?P<method>[^/]+)/n(?P<n>\d+)/seed(?P<seed>\d+)$")
 
 
 def model_key(model_dir) -> dict:
-    """system, method, n_train and seed of a ``results/{system}/models/{method}/n{n}/seed{seed}`` directory."""
+    """system, pool recipe, method, n_train and seed of a
+    ``results/{system}/models/{pool}/{method}/n{n}/seed{seed}`` directory."""
     match = _MODEL_DIR.search(str(Path(model_dir)))
     if not match:
         raise ValueError(f"not a model directory: {model_dir}")
     d = match.groupdict()
-    return {"system": d["system"], "method": d["method"], "n_train": int(d["n"]), "seed": int(d["seed"])}
+    return {"system": d["system"], "pool": d["pool"], "method": d["method"], "n_train": int(d["n"]),
+            "seed": int(d["seed"])}
 
 
 def summary_row(model_dir, labeller: str, coverage_file, reference_npt: dict | None = None,

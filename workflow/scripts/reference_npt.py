@@ -7,12 +7,16 @@ from confselect.jobs import log_to, write_json
 from confselect.pool import read_frames
 from confselect.progress import Progress
 from confselect.state_point import state_points, temperature_key
+from confselect.structures import build_structure, system_phase
 from confselect.validation import equilibrated, npt_density, validation_start
 
 log_to(snakemake)
 p = snakemake.params
 d = p.density
-start = validation_start(read_frames(snakemake.input[0]), p.md, p.supercell)
+if system_phase(p.system) == "crystal":  # the ideal crystal, not a strained or rattled held-out frame
+    start = build_structure(p.system).repeat(tuple(int(k) for k in p.supercell))
+else:
+    start = validation_start(read_frames(snakemake.input[0]), p.md, p.supercell)
 
 runs = {}
 for temperature in p.temperatures_K:
