@@ -25,4 +25,5 @@ rule all:
         "results/report/rdf.png",
         "results/report/density.png",
         "results/report/verdict.md",
+        "results/report/pools.md",
         "results/report/index.html",

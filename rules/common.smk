@@ -28,6 +28,7 @@ from confselect.config import (
 )
 from confselect.selection import METHODS
 from confselect.state_point import state_point_temperatures, stress_temperature
+from confselect.structures import system_phase
 
 try:
     validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
@@ -36,6 +37,8 @@ except ConfigError as err:
     raise WorkflowError(f"Invalid configuration: {err}") from None
 
 SWEEP = config["sweep"]
+#: Swept systems validated as crystals (validation.crystal as well as the NVT, stress and NPT runs).
+CRYSTAL_SYSTEMS = [s for s in SWEEP["systems"] if system_phase(config["systems"][s]) == "crystal"]
 #: Pool recipe name -> its generators (sweep.pools); the held-out set's generators.
 POOLS = pool_recipes(config)
 TEST_GENERATORS = list(generators(config, "test"))
@@ -53,7 +56,9 @@ def check_labellers():
     for system in SWEEP["systems"]:
         name, settings = labeller_settings(config, system)
         requests.append({"system": system, "labeller": name, "settings": settings,
-                         "symbols": list(config["systems"][system]["species"])})
+                         "symbols": list(config["systems"][system]["species"]),
+                         # the teacher's potential is run once too: it makes the pool whatever the labeller
+                         "teacher": config["systems"][system]})
     problems = run_check(requests)
     if problems:
         raise WorkflowError(

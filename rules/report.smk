@@ -7,6 +7,9 @@ rule summary:
         npt=[f"{d}/npt.json" for d in model_dirs()],
         reference_npt=[f"results/{system}/reference/npt.json" for system in SWEEP["systems"]],
         labeller_md=labeller_md_files(),
+        # crystal systems: every model's crystal observables and the teacher's
+        crystal=[f"{d}/crystal.json" for d in model_dirs() if d.split("/")[1] in CRYSTAL_SYSTEMS],
+        reference_crystal=[f"results/{system}/reference/crystal.json" for system in CRYSTAL_SYSTEMS],
         coverage=[
             f"results/{system}/selection/{pool}/{method}/seed{seed}_coverage.json"
             for system in SWEEP["systems"]
@@ -17,6 +20,7 @@ rule summary:
     params:
         labellers={system: labeller_id(config, system) for system in SWEEP["systems"]},
         systems=SWEEP["systems"],
+        crystal_systems=CRYSTAL_SYSTEMS,
         experiments={s: experiment_entry(s) for s in SWEEP["systems"]},
     output:
         report("results/report/summary.csv", category="Summary", caption="../workflow/report/summary.rst"),
@@ -110,6 +114,22 @@ rule verdict:
         "../workflow/scripts/verdict.py"
 
 
+rule pool_comparison:
+    """Which pool recipe is worth labelling: per observable and size, the recipe with the lowest mean error
+    at equal labels, and where each recipe's models run stable MD (seed 001's question)."""
+    input:
+        "results/report/summary.csv",
+    output:
+        table="results/report/pools.csv",
+        markdown=report("results/report/pools.md", category="Verdict", caption="../workflow/report/pools.rst"),
+    log:
+        "logs/report/pool_comparison.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow/scripts/pool_comparison.py"
+
+
 rule report_page:
     """results/report/index.html: one self-contained page, the verdict first, then figures and tables."""
     input:
@@ -127,6 +147,7 @@ rule report_page:
         conductivity="results/report/conductivity.csv",
         summary="results/report/summary.csv",
         cost="results/report/cost.csv",
+        pools="results/report/pools.md",
     output:
         "results/report/index.html",
     log:

@@ -116,3 +116,38 @@ rule reference_npt:
         "../envs/pool.yaml"
     script:
         "../workflow/scripts/reference_npt.py"
+
+
+rule reference_crystal:
+    """The teacher's crystal observables (validation.crystal): equation of state, elastic constants, phonons,
+    vacancy formation energy; the exact values every model's are compared with. Crystal systems only."""
+    output:
+        "results/{system}/reference/crystal.json",
+    params:
+        system=lambda w: system_definition(config["systems"][w.system], f"systems.{w.system}"),
+        crystal=config["validation"]["crystal"],
+    log:
+        "logs/{system}/reference_crystal.log",
+    conda:
+        "../envs/pool.yaml"
+    script:
+        "../workflow/scripts/crystal_properties.py"
+
+
+rule crystal_properties:
+    """A model's crystal observables under the same protocol as the teacher's (rule reference_crystal)."""
+    input:
+        model="results/{system}/models/{pool}/{method}/n{n}/seed{seed}/model.pt",
+    output:
+        "results/{system}/models/{pool}/{method}/n{n}/seed{seed}/crystal.json",
+    params:
+        system=lambda w: system_definition(config["systems"][w.system], f"systems.{w.system}"),
+        crystal=config["validation"]["crystal"],
+        cutoff_A=config["training"]["cutoff_A"],
+    log:
+        "logs/{system}/crystal_properties_{pool}_{method}_n{n}_seed{seed}.log",
+    threads: config["validation"]["threads"]
+    conda:
+        "../envs/validate.yaml"
+    script:
+        "../workflow/scripts/crystal_properties.py"

@@ -125,3 +125,29 @@ def test_shipped_configs_pass_schema_and_checks(path):
     if path == "all_methods.yaml":
         # every selector; the upper-bound arm is sweep.full, not a selection method to compare
         assert sorted(config["sweep"]["methods"]) == sorted(set(METHODS) - {"full"})
+
+
+def test_crystal_observables_that_cannot_apply_are_refused_naming_the_key():
+    from confselect.config import load_config
+
+    metal = REPO / "tests" / "configs" / "tiny_metal.yaml"
+    config = load_config([metal])
+    hcp = copy.deepcopy(config)
+    hcp["systems"]["Cu"]["structure"].update(crystal="hcp", lattice_constant_A=2.55)
+    with pytest.raises(ConfigError, match=r"validation.crystal.observables: elastic constants C11, C12, C44 need a cubic"):
+        check_config(hcp, METHODS)
+    hcp["validation"]["crystal"]["observables"] = ["phonons", "vacancy"]
+    check_config(hcp, METHODS)  # without elastic constants an hcp crystal is fine
+    melt = copy.deepcopy(config)
+    melt["systems"]["Cu"].update(phase="crystal", structure={"kind": "random_melt", "composition": {"Cu": 32},
+                                                           "density_g_cm3": 8.0, "min_distance_A": 2.0})
+    with pytest.raises(ConfigError, match=r"systems.Cu.phase: crystal validation needs a bulk structure"):
+        check_config(melt, METHODS)
+    unknown = copy.deepcopy(config)
+    unknown["sweep"]["pools"] = {"md": ["md", "nope"]}
+    with pytest.raises(ConfigError, match=r"sweep.pools.md\[1\]: no pool generator 'nope'"):
+        check_config(unknown, METHODS)
+    leak = copy.deepcopy(config)
+    leak["test"]["generators"]["volumes"] = {}
+    with pytest.raises(ConfigError, match=r"test.generators.volumes: the held-out volume_scan repeats a pool"):
+        check_config(leak, METHODS)

@@ -215,7 +215,10 @@ def test_non_cubic_cell_skips_elastic_and_output_is_json(cu_calc):
     assert result["vacancy"]["n_atoms"] == 27 and result["wall_s"] > 0
     json.dumps(result, allow_nan=False)
     with pytest.raises(ValueError, match="unknown"):
-        crystal.crystal_properties(atoms, cu_calc, COARSE_A, settings={"eos": {"bogus": 1}})
+        crystal.crystal_properties(atoms, cu_calc, COARSE_A, settings={"bogus": {}})
+    only_eos = crystal.crystal_properties(atoms, cu_calc, COARSE_A, observables=("eos",))
+    assert only_eos["vacancy"] is None and "observables" in only_eos["skipped"]["vacancy"]
+    assert only_eos["eos"]["lattice_constant_A"] == pytest.approx(result["eos"]["lattice_constant_A"], rel=1e-3)
 
 
 def test_relative_errors_on_hand_made_results():
@@ -240,3 +243,13 @@ def test_relative_errors_on_hand_made_results():
     assert math.isnan(errors["phonon_rms_error_THz"])
     assert math.isnan(errors["vacancy_formation_energy_rel_error"])
     assert errors["lattice_constant_rel_error"] == pytest.approx(0.01)
+
+
+def test_a_calculator_with_no_minimum_in_the_scan_is_a_recorded_result(cu_calc):
+    """An untrained model may have no equilibrium near the teacher's: the result says so, it does not raise."""
+    atoms = bulk("Cu", "fcc", a=3.0, cubic=True).repeat((2, 2, 2))  # 17 % compressed, 1 % scan
+    result = crystal.crystal_properties(atoms, cu_calc, 3.0, settings={"eos": {"strain_range": 0.01}})
+    assert result["eos"] is None and result["vacancy"] is None
+    assert result["skipped"]["eos"].startswith("no equation of state: ")  # fit failed or minimum outside
+    errors = crystal.relative_errors(result, result)
+    assert all(np.isnan(v) for v in errors.values())

@@ -60,7 +60,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 GPU_RULES = {"train"}  # the rules whose device config/paper.yaml sets to cuda (docs/cluster.md, "Routing")
 CPU_RULES = {"label"}
 ALL_RULES = {
-    "generate_frames", "pool_frames", "test_frames", "pool_features", "reference_md", "descriptors", "select", "label", "train",
+    "generate_frames", "pool_features", "reference_md", "descriptors", "select", "label", "train",
     "coverage", "test_errors", "ml_md", "reference_npt", "summary", "learning_curve", "observables_report",
     "density_report",
 }
@@ -278,7 +278,7 @@ class ReferenceTraining:
             _merge(config, yaml.safe_load(open(path)))
         self.training = {**config["training"], "threads": self.threads}
         selection = json.loads(
-            (self.run / "results" / m["system"] / "selection" / m["method"] / f"seed{m['seed']}.json").read_text()
+            (self.run / "results" / m["system"] / "selection" / "md" / m["method"] / f"seed{m['seed']}.json").read_text()
         )
         labels = [str(path) for path in _label_batches(self.run, m["system"], f"selection/md/{m['method']}/seed{m['seed']}")]
         assert labels and len(selection["indices"]) >= m["n"]

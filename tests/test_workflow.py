@@ -236,16 +236,16 @@ def test_new_size_within_the_selection_trains_only_its_models(tiny_run, tmp_path
     override = tmp_path / "sizes.yaml"
     override.write_text(yaml.safe_dump({"sweep": sweep}))
     configs = (TINY, override)
-    models = workdir / "results/NaCl/models"
+    models = workdir / "results/NaCl/models/md"
     before = {p: p.stat().st_mtime_ns for p in models.glob("*/n*/seed0/*.json")}
-    before.update({p: p.stat().st_mtime_ns for p in (workdir / "results/NaCl/selection").glob("*/seed0.json")})
+    before.update({p: p.stat().st_mtime_ns for p in (workdir / "results/NaCl/selection/md").glob("*/seed0.json")})
     plan = planned_jobs(snakemake(workdir, "-n", configfiles=configs).stdout)
     new_models = len(sweep["methods"])
     # the new size's frames are in the label batches the larger sizes read: no label job is planned
     assert plan == {
         "coverage": len(sweep["methods"]), "train": new_models, "test_errors": new_models, "ml_md": new_models,
         "summary": 1, "learning_curve": 1, "observables_report": 1, "density_report": 1,
-        "verdict": 1, "report_page": 1, "all": 1,
+        "verdict": 1, "pool_comparison": 1, "report_page": 1, "all": 1,
     }  # fmt: skip
     snakemake(workdir, configfiles=configs)
     for method in sweep["methods"]:

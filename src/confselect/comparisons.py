@@ -17,7 +17,27 @@ from .intervals import holm, mean_interval, median_interval, paired_test, wilson
 
 #: error columns summarised as mean and t-interval over seeds
 ERROR_COLUMNS = ("force_rmse_eV_A", "force_l4_eV_A", "energy_rmse_eV_atom")
-GROUP = ["system", "labeller", "method", "n_train"]
+#: a block of models compared with each other: one system, labeller and pool recipe
+BLOCK = ["system", "labeller", "pool"]
+GROUP = BLOCK + ["method", "n_train"]
+#: the pool recipe of a summary written before recipes existed (one MD pool)
+DEFAULT_POOL = "md"
+
+
+def arms(table):
+    """``table`` with each method named ``<method> (<pool>)`` where it holds several pool recipes, so that a
+    figure drawn per method shows each (pool, method) arm as its own line."""
+    table = with_pool(table)
+    if table["pool"].nunique() < 2:
+        return table
+    return table.assign(method=table["method"].astype(str) + " (" + table["pool"].astype(str) + ")")
+
+
+def with_pool(summary):
+    """``summary`` with a ``pool`` column (the default recipe's name where it has none)."""
+    if "pool" in summary:
+        return summary
+    return summary.assign(pool=DEFAULT_POOL)
 
 
 def seed_statistics(summary):
@@ -27,7 +47,7 @@ def seed_statistics(summary):
     import pandas as pd
 
     rows = []
-    for key, group in summary.groupby(GROUP, sort=True):
+    for key, group in with_pool(summary).groupby(GROUP, sort=True):
         row = dict(zip(GROUP, key))
         row["n_seeds"] = int(group["seed"].nunique())
         for column in ERROR_COLUMNS:
@@ -57,12 +77,13 @@ def paired_comparisons(summary, column: str = "force_l4_eV_A", alpha: float = 0.
     import pandas as pd
 
     rows = []
-    for (system, labeller, n), data in summary.groupby(["system", "labeller", "n_train"], sort=True):
+    for (system, labeller, pool, n), data in with_pool(summary).groupby(BLOCK + ["n_train"], sort=True):
         by_method = {m: g.set_index("seed")[column].astype(float) for m, g in data.groupby("method", sort=True)}
         for a, b in itertools.combinations(sorted(by_method), 2):
             shared = sorted(set(by_method[a].index) & set(by_method[b].index))
             test = paired_test(by_method[a].loc[shared].to_numpy(), by_method[b].loc[shared].to_numpy())
-            rows.append({"system": system, "labeller": labeller, "n_train": int(n), "method_a": a, "method_b": b,
+            rows.append({"system": system, "labeller": labeller, "pool": pool, "n_train": int(n),
+                         "method_a": a, "method_b": b,
                          "n_pairs": test["n_pairs"], f"median_difference_{column}": test["median_difference"],
                          "p": test["p"], "min_p": test["min_p"]})
     table = pd.DataFrame(rows)
@@ -95,7 +116,7 @@ def cost_table(summary):
     hours (NVT and NPT runs, wall time, with the device they ran on)."""
     import pandas as pd
 
-    data = summary.copy()
+    data = with_pool(summary).copy()
     for column in ("label_core_hours", "train_time_s", "train_threads", "md_wall_s", "npt_wall_s"):
         if column not in data:
             data[column] = np.nan
@@ -106,7 +127,7 @@ def cost_table(summary):
     # NaN where neither run recorded its wall time (results from before it was recorded), not 0
     data["mlmd_hours"] = data[["md_wall_s", "npt_wall_s"]].sum(axis=1, min_count=1) / 3600
     columns = ["label_core_hours", "train_core_hours", "train_gpu_hours", "mlmd_hours"]
-    table = data.groupby(["system", "labeller", "method", "n_train"], sort=True)[columns].mean().reset_index()
-    table["n_seeds"] = data.groupby(["system", "labeller", "method", "n_train"], sort=True)["seed"].nunique().values
+    table = data.groupby(GROUP, sort=True)[columns].mean().reset_index()
+    table["n_seeds"] = data.groupby(GROUP, sort=True)["seed"].nunique().values
     return table
 

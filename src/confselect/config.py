@@ -233,8 +233,12 @@ def n_select(config: dict) -> int:
 def labeller_settings(config: dict, system: str) -> tuple[str, dict]:
     """The labeller of ``system`` and all its settings (physics and machine), as the labeller takes them."""
     name = config["systems"][system].get("labeller", "classical")
-    if name == "classical":
-        return name, teacher_identity(config["systems"][system], f"systems.{system}")
+    if name == "classical":  # the potential with its file paths, runnable here
+        definition = config["systems"][system]
+        settings = {"potential": definition["potential"], "charges_e": definition.get("charges_e") or {}}
+        if definition["potential"]["type"] != "born_mayer_huggins_tosi_fumi":
+            settings["species"] = list(definition["species"])
+        return name, settings
     return name, dict(config["labelling"].get(name, {}))
 
 
@@ -254,7 +258,8 @@ def teacher_identity(system: dict, key: str = "system") -> dict:
 
 def system_definition(system: dict, key: str = "system") -> dict:
     """What a system's classical runs (pool MD, reference runs) depend on: the teacher's identity, the
-    species and the starting structure (a rule param: a moved potential file reruns nothing)."""
+    species and the starting structure. A rule param (a moved potential file reruns nothing); the jobs run
+    the system as the config gives it (files by path)."""
     return {**teacher_identity(system, key), "species": list(system["species"]), "structure": system["structure"],
             "phase": system.get("phase")}
 
@@ -292,6 +297,8 @@ def label_identity(config: dict, system: str) -> tuple[str, dict]:
     plans no label job again, while a changed cutoff, functional or basis plans all of them.
     """
     name, settings = labeller_settings(config, system)
+    if name == "classical":
+        return name, teacher_identity(config["systems"][system], f"systems.{system}")
     return name, without_machine_settings(settings, "labelling", name)
 
 
@@ -325,6 +332,7 @@ def check_config(config: dict, methods) -> None:
             )
     for name in sweep["systems"]:
         check_system(config["systems"][name], f"systems.{name}")
+        check_crystal_validation(config, config["systems"][name], f"systems.{name}")
     check_pools(config)
     for i, method in enumerate(sweep["methods"]):
         if method not in methods:
@@ -411,6 +419,27 @@ def check_system(system: dict, key: str) -> None:
             unit_cell(species, structure)
         except (ValueError, KeyError, RuntimeError) as err:
             raise ConfigError(f"{key}.structure: ASE cannot build {structure['crystal']} of {species}: {err}") from None
+
+
+def check_crystal_validation(config: dict, system: dict, key: str) -> None:
+    """The crystal observables asked for apply to the system (a crystal phase needs a bulk structure;
+    elastic constants C11, C12, C44 need a cubic cell)."""
+    from .structures import system_phase, unit_cell
+
+    if system_phase(system) != "crystal":
+        return
+    structure = system["structure"]
+    if structure["kind"] != "bulk":
+        raise ConfigError(f"{key}.phase: crystal validation needs a bulk structure ({key}.structure.kind: bulk), "
+                          f"not {structure['kind']}")
+    cell = unit_cell(system["species"], structure).cell
+    lengths, angles = cell.cellpar()[:3], cell.cellpar()[3:]
+    cubic = abs(lengths - lengths[0]).max() < 1e-6 and abs(angles - 90.0).max() < 1e-6
+    if "elastic" in config["validation"]["crystal"]["observables"] and not cubic:
+        raise ConfigError(
+            f"validation.crystal.observables: elastic constants C11, C12, C44 need a cubic cell; {key}.structure "
+            f"({structure['crystal']}) is not cubic: leave elastic out"
+        )
 
 
 def check_pools(config: dict) -> None:

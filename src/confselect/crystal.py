@@ -19,12 +19,8 @@ from ase import units
 from ase.eos import EquationOfState
 from ase.optimize import BFGS
 
-DEFAULT_SETTINGS = {
-    "eos": {"strain_range": 0.04, "n_points": 9},
-    "elastic": {"strain": 0.005, "relax_ions": True, "fmax_eV_A": 1e-3},
-    "phonons": {"supercell": (4, 4, 4), "delta_A": 0.01, "path": None, "npoints": 60},
-    "vacancy": {"relax_ions": True, "fmax_eV_A": 1e-3},
-}
+#: The observables :func:`crystal_properties` can compute, each by the function of the same section name.
+OBSERVABLES = ("eos", "elastic", "phonons", "vacancy")
 RELATIVE_COLUMNS = {
     "lattice_constant_rel_error": ("eos", "lattice_constant_A"),
     "bulk_modulus_rel_error": ("eos", "bulk_modulus_GPa"),
@@ -33,6 +29,8 @@ RELATIVE_COLUMNS = {
     "C44_rel_error": ("elastic", "C44_GPa"),
     "vacancy_formation_energy_rel_error": ("vacancy", "vacancy_formation_energy_eV"),
 }
+#: Summary columns of a crystal system (blank for liquids): relative errors and the phonon RMS error.
+CRYSTAL_COLUMNS = (*RELATIVE_COLUMNS, "phonon_rms_error_THz")
 MAX_RELAX_STEPS = 2000
 # sqrt(eV / (A^2 amu)) (angular frequency) to THz.
 OMEGA_TO_THZ = np.sqrt(units._e / units._amu) * 1e10 / (2.0 * np.pi) / 1e12
@@ -288,40 +286,53 @@ def relative_errors(model: dict, reference: dict) -> dict:
     return errors
 
 
-def _merged_settings(settings):
-    """DEFAULT_SETTINGS overridden section by section by ``settings`` (unknown sections or keys refused)."""
-    merged = {section: dict(values) for section, values in DEFAULT_SETTINGS.items()}
-    for section, values in (settings or {}).items():
-        if section not in merged or set(values) - set(merged[section]):
-            raise ValueError(f"unknown crystal setting {section}: {values}; known: {DEFAULT_SETTINGS}")
-        merged[section].update(values)
-    return merged
+def _section(settings, name: str) -> dict:
+    """Keyword arguments of one observable (``settings[name]``; the functions' own defaults fill the rest)."""
+    values = dict((settings or {}).get(name) or {})
+    if "supercell" in values:
+        values["supercell"] = tuple(values["supercell"])
+    return values
 
 
-def crystal_properties(atoms, calc, lattice_constant_A, primitive=None, settings=None) -> dict:
+def crystal_properties(atoms, calc, lattice_constant_A, primitive=None, settings=None,
+                       observables=OBSERVABLES) -> dict:
     """EOS, cubic elastic constants, phonons and vacancy formation energy of one calculator.
 
     ``atoms`` is a cubic conventional supercell and ``primitive`` (optional) a primitive cell, both built
-    with the (possibly coarse) ``lattice_constant_A``; after the EOS both are scaled to the fitted
-    lattice constant. ``settings`` maps "eos", "elastic", "phonons", "vacancy" to keyword arguments of
-    the matching function (DEFAULT_SETTINGS fill the rest). Properties that cannot be computed are null
-    with the reason under "skipped"; wall_s is the total wall time (s). The result is JSON-serialisable.
+    with the (possibly coarse) ``lattice_constant_A``; after the EOS (always computed: the others are taken
+    at its lattice constant) both are scaled to the fitted lattice constant. ``settings`` maps "eos",
+    "elastic", "phonons", "vacancy" to keyword arguments of the matching function; ``observables`` says
+    which of the last three run. Properties that are not asked for or cannot be computed are null with the
+    reason under "skipped"; wall_s is the total wall time (s). The result is JSON-serialisable.
     """
-    opts = _merged_settings(settings)
+    unknown = set(observables) - set(OBSERVABLES) | set(settings or {}) - set(OBSERVABLES)
+    if unknown:
+        raise ValueError(f"unknown crystal observables or settings {sorted(unknown)}; known: {OBSERVABLES}")
     start = time.perf_counter()
-    result = {"eos": equation_of_state(atoms, calc, lattice_constant_A, **opts["eos"])}
+    result = {"eos": None, "elastic": None, "phonons": None, "vacancy": None, "skipped": {}}
+    try:
+        result["eos"] = equation_of_state(atoms, calc, lattice_constant_A, **_section(settings, "eos"))
+    except ValueError as err:  # a model with no minimum in the scan: a result (recorded), not a crash
+        result["skipped"] = {name: f"no equation of state: {err}" for name in OBSERVABLES}
+        result["wall_s"] = time.perf_counter() - start
+        return result
     scale = result["eos"]["lattice_constant_A"] / lattice_constant_A
     equilibrium = _strained(atoms, calc, scale * np.eye(3))
-    result["elastic"], result["phonons"], result["skipped"] = None, None, {}
-    if is_cubic_cell(atoms.cell.array):
-        result["elastic"] = cubic_elastic_constants(equilibrium, calc, **opts["elastic"])
-    else:
-        result["skipped"]["elastic"] = "cell is not cubic with edges along x, y and z"
-    if primitive is not None:
-        scaled_primitive = _strained(primitive, None, scale * np.eye(3))
-        result["phonons"] = phonon_frequencies(scaled_primitive, calc, **opts["phonons"])
-    else:
-        result["skipped"]["phonons"] = "no primitive cell given"
-    result["vacancy"] = vacancy_formation_energy(equilibrium, calc, **opts["vacancy"])
+    for name in ("elastic", "phonons", "vacancy"):
+        if name not in observables:
+            result["skipped"][name] = "not among validation.crystal.observables"
+    if "elastic" in observables:
+        if is_cubic_cell(atoms.cell.array):
+            result["elastic"] = cubic_elastic_constants(equilibrium, calc, **_section(settings, "elastic"))
+        else:
+            result["skipped"]["elastic"] = "cell is not cubic with edges along x, y and z"
+    if "phonons" in observables:
+        if primitive is not None:
+            scaled_primitive = _strained(primitive, None, scale * np.eye(3))
+            result["phonons"] = phonon_frequencies(scaled_primitive, calc, **_section(settings, "phonons"))
+        else:
+            result["skipped"]["phonons"] = "no primitive cell given"
+    if "vacancy" in observables:
+        result["vacancy"] = vacancy_formation_energy(equilibrium, calc, **_section(settings, "vacancy"))
     result["wall_s"] = time.perf_counter() - start
     return result

@@ -68,7 +68,9 @@ def potential_identity(potential: dict, key: str = "potential") -> dict:
         return dict(potential)
     files = [{"name": Path(name).name, "sha256": file_digest(str(resolve_file(name, f"{key}.files[{i}]")))}
              for i, name in enumerate(potential["files"])]
-    return {**potential, "files": files}
+    listed = set(potential["files"])
+    lines = [" ".join(Path(t).name if t in listed else t for t in line.split()) for line in potential["pair_coeff"]]
+    return {**potential, "files": files, "pair_coeff": lines}
 
 
 def lammps_potential_commands(system: dict, key: str = "potential") -> list[str]:
@@ -85,7 +87,7 @@ def lammps_potential_commands(system: dict, key: str = "potential") -> list[str]
             raise PotentialError(f"{key}.files[{i}]: {path} is not the file the run was planned with (content differs)")
         paths[name] = paths[Path(name).name] = str(path)
     cmds = [f"pair_style {potential['pair_style']}"]
-    cmds += [" ".join(paths.get(token, token) for token in line.split()) for line in potential["pair_coeff"]]
+    cmds += ["pair_coeff " + " ".join(paths.get(token, token) for token in line.split()) for line in potential["pair_coeff"]]
     if potential.get("kspace_style"):
         cmds.append(f"kspace_style {potential['kspace_style']}")
     cmds += _charge_commands(system)

@@ -24,7 +24,8 @@ def model_key(model_dir) -> dict:
 
 
 def summary_row(model_dir, labeller: str, coverage_file, reference_npt: dict | None = None,
-                experiment: dict | None = None, labeller_md: dict | None = None) -> dict:
+                experiment: dict | None = None, labeller_md: dict | None = None,
+                reference_crystal: dict | None = None) -> dict:
     """Everything known about one model, flat, with units in the column names.
 
     ``reference_npt``: the reference's NPT densities (``runs`` of ``reference/npt.json``); with it, the
@@ -34,6 +35,10 @@ def summary_row(model_dir, labeller: str, coverage_file, reference_npt: dict | N
     temperature and for diffusion and conductivity at the NVT temperature, where experiment has a value.
     ``labeller_md``: the labeller's own NVT run (``reference/labeller_md.json``); with it, the RDF, diffusion
     and conductivity errors ``..._vs_labeller`` of a model whose NVT run went through.
+    ``reference_crystal``: the teacher's crystal observables (``reference/crystal.json``) of a crystal
+    system; with it, the model's ``crystal.json`` gives the relative errors of the lattice constant, bulk
+    modulus, C11, C12, C44 and vacancy formation energy, the phonon RMS error (THz) and, per NPT
+    temperature, the relative error of the lattice parameter. Those columns are blank (NaN) for a liquid.
     """
     model_dir = Path(model_dir)
     row = model_key(model_dir)
@@ -74,11 +79,33 @@ def summary_row(model_dir, labeller: str, coverage_file, reference_npt: dict | N
         row.update(density_errors(runs, reference_npt))
         if experiment:
             row.update(experiment_errors(row, runs, md, experiment))
+    row.update(crystal_errors(model_dir, reference_crystal, row))
     # the upper-bound arm has no coverage file: it covers the whole pool by construction
     coverage = read_json(coverage_file).get(str(row["n_train"]), {}) if Path(coverage_file).exists() else {}
     for key, value in coverage.items():
         row[f"coverage_{key}"] = value
     return row
+
+
+def crystal_errors(model_dir, reference: dict | None, row: dict) -> dict:
+    """The crystal columns of a summary row (:data:`confselect.crystal.CRYSTAL_COLUMNS`), NaN for a liquid:
+    errors of the model's ``crystal.json`` against the teacher's, and the NPT lattice parameter's relative
+    error per temperature, (rho_teacher / rho_model)^(1/3) - 1 (same atoms, isotropic cell)."""
+    import math
+
+    from .crystal import CRYSTAL_COLUMNS, relative_errors
+
+    out = dict.fromkeys(CRYSTAL_COLUMNS, math.nan)
+    if reference is None:
+        return out
+    model = read_json(Path(model_dir) / "crystal.json")
+    out.update(relative_errors(model, reference))
+    out["crystal_reason"] = (model.get("skipped") or {}).get("eos", "")
+    for column, value in list(row.items()):
+        if column.startswith("density_") and column.endswith("K_rel_error_vs_teacher"):
+            temperature = column[len("density_"):-len("K_rel_error_vs_teacher")]
+            out[f"lattice_constant_{temperature}K_rel_error"] = (1.0 + value) ** (-1.0 / 3.0) - 1.0
+    return out
 
 
 def experiment_errors(row: dict, npt_runs: dict, md: dict, experiment: dict) -> dict:
@@ -119,8 +146,9 @@ def plot_learning_curve(summary, path, title_prefix: str = "") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .comparisons import seed_statistics
+    from .comparisons import arms, seed_statistics
 
+    summary = arms(summary)
     statistics = seed_statistics(summary)
     systems = sorted(summary["system"].unique())
     fig, axes = plt.subplots(len(systems), 2, figsize=(10, 4 * len(systems)), squeeze=False)
@@ -227,11 +255,13 @@ def plot_rdfs(model_dirs, references: dict, path) -> None:
 
 def largest_models(model_dirs) -> dict:
     """(system, method) -> (key, model_dir) of the largest training set (lowest seed on ties): the model each
-    method is shown with in the structure and density figures, as 000 shows its 32-configuration models."""
+    method is shown with in the structure and density figures, as 000 shows its 32-configuration models.
+    With several pool recipes, each (pool, method) arm is its own entry, named ``<method> (<pool>)``."""
     chosen = {}
-    for model_dir in model_dirs:
-        key = model_key(model_dir)
-        slot = (key["system"], key["method"])
+    keys = [model_key(model_dir) for model_dir in model_dirs]
+    several_pools = len({key["pool"] for key in keys}) > 1
+    for key, model_dir in zip(keys, model_dirs):
+        slot = (key["system"], f"{key['method']} ({key['pool']})" if several_pools else key["method"])
         best = chosen.get(slot)
         if best is None or (key["n_train"], -key["seed"]) > (best[0]["n_train"], -best[0]["seed"]):
             chosen[slot] = (key, model_dir)
@@ -268,6 +298,7 @@ def plot_density(table, references: dict, path, experiments: dict | None = None)
     (black dots with the published uncertainty, over the correlation's measured range) and the largest
     training set of each method (first seed); a model's failed runs are left out, so a method with no point
     never ran NPT."""
+    from .comparisons import arms
     from .experiment import value_at
 
     import matplotlib
@@ -288,7 +319,7 @@ def plot_density(table, references: dict, path, experiments: dict | None = None)
                         yerr=[v["uncertainty"] if v["uncertainty"] == v["uncertainty"] else 0.0 for v in values],
                         fmt="ko", mfc="none", capsize=3,
                         label="experiment" + ("" if all(v["in_range"] for v in values) else " (partly extrapolated)"))
-        data = table[table["system"] == system] if len(table) else table
+        data = arms(table[table["system"] == system]) if len(table) else table
         if len(data):
             largest = data.groupby("method")["n_train"].transform("max")
             first_seed = data.groupby(["method", "n_train"])["seed"].transform("min")
@@ -325,6 +356,9 @@ def plot_stability(statistics, path, panels=STABILITY_PANELS) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .comparisons import arms
+
+    statistics = arms(statistics)
     systems = sorted(statistics["system"].unique())
     fig, axes = plt.subplots(len(systems), len(panels), figsize=(5 * len(panels), 3.8 * len(systems)), squeeze=False)
     colours = dict(zip(sorted(statistics["method"].unique()), plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4))

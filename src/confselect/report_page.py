@@ -46,5 +46,7 @@ def render_page(verdict_md: str, figures, tables, title: str = "confselect repor
     return "\n".join(parts)
 
 
-def write_page(path, verdict_md_path, figures, tables) -> None:
-    Path(path).write_text(render_page(Path(verdict_md_path).read_text(), figures, tables))
+def write_page(path, verdict_md_path, figures, tables, more_md=()) -> None:
+    """The page: the verdict and the markdown files ``more_md`` (the pool comparison) first, in order."""
+    text = "\n\n".join(Path(p).read_text() for p in (verdict_md_path, *more_md))
+    Path(path).write_text(render_page(text, figures, tables))

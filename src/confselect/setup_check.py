@@ -35,19 +35,44 @@ def check_labellers(requests: list[dict]) -> list[str]:
         proc = subprocess.run([sys.executable, "-m", "confselect.setup_check", str(answer)],
                               input=json.dumps(requests), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, env=env)
-        if proc.returncode != 0 or not answer.is_file():
+        if not answer.is_file():
             return [f"the labeller set-up check ({sys.executable} -m confselect.setup_check) failed with exit "
                     f"status {proc.returncode}: {proc.stdout.strip()[-1500:]}"]
         return json.loads(answer.read_text())
 
 
+def check_teacher(system: dict, key: str) -> str | None:
+    """One single point of the system's potential on its starting structure, in LAMMPS: an unknown pair
+    style, an unreadable file or a species LAMMPS finds no parameters for is reported (with LAMMPS's own
+    message) before any job, naming the key."""
+    try:
+        from confselect.classical import teacher_calculator
+        from confselect.structures import build_structure
+
+        atoms = build_structure(system, 0)
+        atoms.calc = teacher_calculator(system)
+        atoms.get_potential_energy()
+    except ImportError as err:
+        return f"{key}: the LAMMPS module cannot be loaded by the Snakemake process's Python ({err})"
+    except Exception as err:  # LAMMPS raises plain Exception with its ERROR line
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return f"{key}: LAMMPS rejects pair_style {system['potential'].get('pair_style', 'born/coul/long')!r}: {first}"
+    return None
+
+
 def _check(requests: list[dict]) -> list[str]:
-    """In the child: build each labeller and run its own ``check_setup``."""
+    """In the child: run the teacher potential of each system once, build each labeller and run its own
+    ``check_setup``."""
+    problems = []
+    for request in requests:
+        if request.get("teacher"):
+            problem = check_teacher(request["teacher"], f"systems.{request['system']}.potential")
+            if problem:
+                problems.append(problem)
     try:
         from confselect.labelling import LabellerSetupError, make_labeller
     except ImportError as err:
-        return [f"confselect.labelling cannot be imported here ({err})"]
-    problems = []
+        return problems + [f"confselect.labelling cannot be imported here ({err})"]
     for request in requests:
         where = f"Labeller {request['labeller']!r} of systems.{request['system']}"
         try:
@@ -64,3 +89,5 @@ def _check(requests: list[dict]) -> list[str]:
 
 if __name__ == "__main__":
     Path(sys.argv[1]).write_text(json.dumps(_check(json.load(sys.stdin))))
+    sys.stdout.flush()
+    os._exit(0)  # a LAMMPS instance left by a rejected command can crash the interpreter's teardown

@@ -22,12 +22,15 @@ from .stability import stability_verdict
 
 def liquid_observables(frames, dt_fs: float, charges_e: dict, temperature_K: float, rdf: dict,
                        transport: dict) -> dict:
-    """RDFs, self-diffusion (10^-9 m^2/s) and ionic conductivity (S/cm) of an equilibrated NVT trajectory."""
+    """RDFs, self-diffusion (10^-9 m^2/s) and ionic conductivity (S/cm) of an equilibrated NVT trajectory;
+    a system without charges (``charges_e`` empty: a metal) has no ionic conductivity (None)."""
     window, blocks = transport["fit_window_ps"], transport["n_blocks"]
+    conductivity = (ionic_conductivity(frames, dt_fs, charges_e, temperature_K, window, n_blocks=blocks)
+                    if charges_e else None)
     return {
         "rdf": partial_rdfs(frames, rdf["rmax_A"], rdf["nbins"]),
         "diffusion": self_diffusion(frames, dt_fs, window, n_blocks=blocks),
-        "conductivity": ionic_conductivity(frames, dt_fs, charges_e, temperature_K, window, n_blocks=blocks),
+        "conductivity": conductivity,
         "n_frames": len(frames),
         "dt_fs": dt_fs,
     }
@@ -219,7 +222,9 @@ def compare_to_reference(model: dict, reference: dict, against: str = "teacher")
         out[f"D_{species}_1e-9_m2_s"] = d
         out[f"D_{species}_1e-9_m2_s_sem"] = d_sem
         out[f"D_{species}_rel_error_vs_{against}"] = (d - ref["D_1e-9_m2_s"]) / ref["D_1e-9_m2_s"]
-    sigma = model.get("conductivity", {})
+    if not reference.get("conductivity"):  # no charges, no ionic conductivity
+        return out
+    sigma = model.get("conductivity") or {}
     ref_sigma = reference["conductivity"]["sigma_S_cm"]
     out["sigma_S_cm"] = sigma.get("sigma_S_cm", math.nan)
     out["sigma_S_cm_sem"] = sigma.get("sigma_S_cm_sem", math.nan)

@@ -163,9 +163,11 @@ def labels_to_target(summary, targets: dict, baseline: str = "random", n_bootstr
     ``labeller_core_hours_to_target`` (``n_to_target`` times the method's mean core-hours per label)."""
     import pandas as pd
 
+    from .comparisons import BLOCK, with_pool
+
     rng = np.random.default_rng(seed)
     rows = []
-    for (system, labeller), data in summary.groupby(["system", "labeller"], sort=True):
+    for (system, labeller, pool), data in with_pool(summary).groupby(BLOCK, sort=True):
         for target, (score, threshold, direction, log_score) in criteria(targets).items():
             found = {}
             for method, group in data.groupby("method", sort=True):
@@ -188,7 +190,7 @@ def labels_to_target(summary, targets: dict, baseline: str = "random", n_bootstr
                         ratio_high = max(ratio_high, float(_ratio(base[4][1], low)))
                 per_label = _core_hours_per_label(group)
                 rows.append({
-                    "system": system, "labeller": labeller, "method": method, "target": target,
+                    "system": system, "labeller": labeller, "pool": pool, "method": method, "target": target,
                     "criterion": CRITERIA[target].format(**targets),
                     "n_to_target": point, "n_low": low, "n_high": high, "censored": censored,
                     "ratio_vs_random": ratio, "ratio_low": ratio_low, "ratio_high": ratio_high,
@@ -229,8 +231,11 @@ def write_verdict(summary, out_dir, settings: dict) -> dict:
 
     from .upper_bound import FULL_ARM
 
+    from .comparisons import with_pool
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    summary = with_pool(summary)
     full = summary[summary["method"] == FULL_ARM]
     summary = summary[summary["method"] != FULL_ARM]  # the upper bound is reported, not ranked
     table = labels_to_target(summary, settings["targets"], settings["baseline_method"], settings["n_bootstrap"])

@@ -63,13 +63,19 @@ def verdict_markdown(table, comparisons, summary, settings: dict, full=None) -> 
     from ``table`` (:func:`labels_to_target`), ``comparisons`` and those rows."""
     from .comparisons import seeds_needed
 
+    from .comparisons import BLOCK, with_pool
+
     baseline = settings["baseline_method"]
+    summary, table = with_pool(summary), with_pool(table)
+    comparisons = with_pool(comparisons) if len(comparisons) else comparisons
+    full = with_pool(full) if full is not None and len(full) else full
+    several_pools = summary["pool"].nunique() > 1
     lines = ["# Verdict", ""]
-    for (system, labeller), block in table.groupby(["system", "labeller"], sort=True):
-        data = summary[(summary["system"] == system) & (summary["labeller"] == labeller)]
+    for (system, labeller, pool), block in table.groupby(BLOCK, sort=True):
+        data = summary[(summary["system"] == system) & (summary["labeller"] == labeller) & (summary["pool"] == pool)]
         seeds = sorted(data["seed"].unique())
         sizes = sorted(data["n_train"].unique())
-        lines += [f"## {system}, {labeller} labels", "",
+        lines += [f"## {system}, {labeller} labels" + (f", pool {pool}" if several_pools else ""), "",
                   f"{_model_sentence(data)}{len(seeds)} seed(s) ({', '.join(str(s) for s in seeds)}), training-set sizes "
                   f"{', '.join(str(n) for n in sizes)}, methods {', '.join(sorted(block['method'].unique()))}. "
                   f"Intervals: {100 * CONFIDENCE:g} %, percentile bootstrap over whole seeds ({settings['n_bootstrap']} "
@@ -91,12 +97,13 @@ def verdict_markdown(table, comparisons, summary, settings: dict, full=None) -> 
                 parts.append(text)
             lines += [f"- **{rows.iloc[0]['criterion']}**: " + "; ".join(parts) + " labels.", ""]
         lines += _verdict_table(block, baseline), ""
-        pairs = comparisons[(comparisons["system"] == system) & (comparisons["labeller"] == labeller)] \
-            if len(comparisons) else comparisons
+        pairs = comparisons[(comparisons["system"] == system) & (comparisons["labeller"] == labeller)
+                            & (comparisons["pool"] == pool)] if len(comparisons) else comparisons
         lines += [_paired_sentence(pairs, settings["alpha"], seeds_needed(settings["alpha"], max(len(comparisons), 1))),
                   ""]
         if full is not None and len(full):
-            lines += [_upper_bound_sentence(full[(full["system"] == system) & (full["labeller"] == labeller)]), ""]
+            lines += [_upper_bound_sentence(full[(full["system"] == system) & (full["labeller"] == labeller)
+                                                 & (full["pool"] == pool)]), ""]
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ from confselect.state_point import pressure_mean_and_sem, state_point_of
 from confselect.validation import equilibrated, judge_nvt, nan_to_none, series_from_frames
 
 log_to(snakemake)
+system = snakemake.config["systems"][snakemake.wildcards.system]  # runnable: potential files by path
 p = snakemake.params
 md = p.md
 start = state_point_of(read_frames(snakemake.input.state_points), md["temperature_K"])
@@ -17,12 +18,12 @@ frames = []
 total_fs = md["equilibration_fs"] + md["duration_fs"]
 progress = Progress("reference NVT", int(total_fs // md["sample_interval_fs"]))
 run_classical_nvt(
-    p.system, start, md["temperature_K"], md["timestep_fs"], total_fs, md["thermostat_damping_fs"],
+    system, start, md["temperature_K"], md["timestep_fs"], total_fs, md["thermostat_damping_fs"],
     md["sample_interval_fs"], seed=0, on_frame=frames.append, progress=lambda k, n, f: progress(k),
 )
 # LAMMPS reports the first frame after one sample interval; the teacher's series starts there.
 result = judge_nvt(frames, series_from_frames(frames), start, md, p.transport, p.rdf,
-                   StabilityThresholds.from_config(p.stability), p.system["charges_e"])
+                   StabilityThresholds.from_config(p.stability), system.get("charges_e") or {})
 pressure, pressure_sem = pressure_mean_and_sem(equilibrated(frames, md["equilibration_fs"]))
 write_json(snakemake.output[0], nan_to_none({**result, "temperature_K": md["temperature_K"],
                                              "volume_A3": start.get_volume(), "pressure_bar": pressure,

@@ -11,10 +11,11 @@ from confselect.structures import build_structure, system_phase
 from confselect.validation import equilibrated, npt_density, validation_start
 
 log_to(snakemake)
+system = snakemake.config["systems"][snakemake.wildcards.system]  # runnable: potential files by path
 p = snakemake.params
 d = p.density
-if system_phase(p.system) == "crystal":  # the ideal crystal, not a strained or rattled held-out frame
-    start = build_structure(p.system).repeat(tuple(int(k) for k in p.supercell))
+if system_phase(system) == "crystal":  # the ideal crystal, not a strained or rattled held-out frame
+    start = build_structure(system).repeat(tuple(int(k) for k in p.supercell))
 else:
     start = validation_start(read_frames(snakemake.input[0]), p.md, p.supercell)
 
@@ -23,7 +24,7 @@ for temperature in p.temperatures_K:
     frames = []
     progress = Progress(f"reference NPT {temperature:g} K", int(d["duration_fs"] // d["sample_interval_fs"]))
     run_classical_npt(
-        p.system, start, temperature, d["pressure_bar"], d["timestep_fs"], d["duration_fs"],
+        system, start, temperature, d["pressure_bar"], d["timestep_fs"], d["duration_fs"],
         d["thermostat_damping_fs"], d["barostat_damping_fs"], d["sample_interval_fs"], seed=0,
         on_frame=frames.append, progress=lambda k, n, f: progress(k),
     )

@@ -18,4 +18,5 @@ write_page(
             ("Per method and size, over seeds", i.statistics), ("Density", i.density_table),
             ("Self-diffusion", i.diffusion), ("Ionic conductivity", i.conductivity),
             ("Cost per model: labeller core-hours, training and ML-MD hours", i.cost), ("Summary", i.summary)],
+    more_md=[i.pools],
 )
