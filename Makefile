@@ -7,7 +7,7 @@ CORES ?= 2
 # Debian packages: cp2k (DFT labels, real CP2K test), slurm (live-cluster test), chromium (report page test).
 DEBIAN_PACKAGES := cp2k cp2k-data slurmctld slurmd slurm-client chromium
 
-.PHONY: demo test venv debian report clean
+.PHONY: demo metal test venv debian report clean
 
 venv: $(VENV)/.installed
 
@@ -30,14 +30,23 @@ debian:
 	fi
 
 # The demo times itself: results/report/demo_time.json (wall seconds, cores, whether results/ was empty at
-# the start), which `python -m confselect.readme README.md` quotes.
+# the start), which `python -m confselect.readme README.md` quotes. $(1): the results directory, $(2): more
+# Snakemake arguments.
+define timed_run
+empty=$$([ -e $(1) ] && echo false || echo true); start=$$(date +%s); \
+$(SNAKEMAKE) --cores $(CORES) $(2) && \
+$(SNAKEMAKE) --cores $(CORES) $(2) --report $(1)/report/report.html && \
+printf '{"wall_s": %d, "cores": %d, "from_empty_results": %s, "date": "%s"}\n' \
+  $$(( $$(date +%s) - start )) $(CORES) $$empty "$$(date -u +%Y-%m-%d)" > $(1)/report/demo_time.json && \
+cat $(1)/report/demo_time.json
+endef
+
 demo: venv
-	@empty=$$([ -e results ] && echo false || echo true); start=$$(date +%s); \
-	$(SNAKEMAKE) --cores $(CORES) && \
-	$(SNAKEMAKE) --cores $(CORES) --report results/report/report.html && \
-	printf '{"wall_s": %d, "cores": %d, "from_empty_results": %s, "date": "%s"}\n' \
-	  $$(( $$(date +%s) - start )) $(CORES) $$empty "$$(date -u +%Y-%m-%d)" > results/report/demo_time.json && \
-	cat results/report/demo_time.json
+	@$(call timed_run,results,)
+
+# The bulk-metal demo (config/metal.yaml: Cu, three pool recipes) in its own directory, metal/.
+metal: venv
+	@$(call timed_run,metal/results,--configfile $(CURDIR)/config/metal.yaml --directory metal)
 
 # The report page of the last run, and a screenshot of it (headless Chromium) to check it renders; no
 # Debian packages are installed for it (a cluster login node may have no chromium: the page is still made).
@@ -52,4 +61,4 @@ test: venv debian
 	$(PY) -m pytest -ra
 
 clean:
-	rm -rf results logs .snakemake
+	rm -rf results logs .snakemake metal
