@@ -2,11 +2,15 @@
 
     python -m confselect.readme README.md                 # after `make demo`: results/report/
     python -m confselect.readme README.md --results DIR   # another run's report directory
+    python -m confselect.readme README.md --metal metal/results/report   # after `make metal`
 
 Each generated block sits between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``:
 ``summary`` (per method and size, from ``summary.csv``), ``verdict`` (``verdict.md`` without its title) and
 ``demo_time`` (the wall time ``make demo`` measured and wrote to ``demo_time.json``, filled only when that
 run started from an empty ``results/``).
+With ``--metal``, the bulk-metal demo's blocks instead: ``metal_time``, ``metal_summary`` (per pool recipe,
+method and size: errors, stability and crystal observables) and ``metal_pools`` (``pools.md`` without its
+title).
 ``benchmarks/tables.py`` fills the ``bench:NAME`` blocks the same way (:func:`replace_block`).
 """
 
@@ -55,13 +59,51 @@ def summary_table(summary) -> str:
     return "\n".join(lines)
 
 
-def demo_time_text(record: dict) -> str | None:
-    """The README's sentence on how long ``make demo`` took, from its own record (None for a rerun)."""
+def demo_time_text(record: dict, target: str = "demo", results: str = "results") -> str | None:
+    """The README's sentence on how long ``make <target>`` took, from its own record (None for a rerun)."""
     if not record.get("from_empty_results"):
         return None
     minutes, seconds = divmod(int(round(record["wall_s"])), 60)
-    return (f"`make demo` itself measured **{minutes} min {seconds:02d} s** on {record['cores']} cores "
-            f"({record['date']}; from an empty `results/`, the venv already installed; `results/report/demo_time.json`).")
+    return (f"`make {target}` itself measured **{minutes} min {seconds:02d} s** on {record['cores']} cores "
+            f"({record['date']}; from an empty `{results}/`, the venv already installed; "
+            f"`{results}/report/demo_time.json`).")
+
+
+#: The crystal columns of the metal summary table: (column, heading), errors in % where relative.
+CRYSTAL_TABLE = (("lattice_constant_rel_error", "a0 (%)"), ("bulk_modulus_rel_error", "B (%)"),
+                 ("C44_rel_error", "C44 (%)"), ("phonon_rms_error_THz", "phonon RMS (THz)"),
+                 ("vacancy_formation_energy_rel_error", "E_vac (%)"))
+
+
+def crystal_table(summary) -> str:
+    """Per (pool, method, n): force L4 error, models with every MD run stable, and the crystal observables'
+    errors against the teacher (mean [95 % t-interval] over the seeds that have them)."""
+    from .pool_comparison import all_stable
+
+    summary = summary.assign(all_stable=all_stable(summary))
+    heads = " | ".join(h for _, h in CRYSTAL_TABLE)
+    lines = [f"| pool | method | n | force L4 (eV/A) | all MD stable | {heads} |", "|" + " --- |" * (5 + len(CRYSTAL_TABLE))]
+    for (pool, method, n), group in summary.groupby(["pool", "method", "n_train"], sort=True):
+        cells = [_cell((1 if c.endswith("_THz") else 100) * group[c].astype(float).dropna(), 2) for c, _ in CRYSTAL_TABLE]
+        lines.append(f"| {pool} | {method} | {n} | {_cell(group['force_l4_eV_A'])} "
+                     f"| {int(group['all_stable'].sum())} of {len(group)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def update_metal(readme: Path, results: Path) -> None:
+    import json
+
+    import pandas as pd
+
+    text = readme.read_text()
+    timing = results / "demo_time.json"
+    sentence = demo_time_text(json.loads(timing.read_text()), "metal", "metal/results") if timing.exists() else None
+    if sentence is not None:
+        text = replace_block(text, "results:metal_time", sentence, str(readme))
+    text = replace_block(text, "results:metal_summary", crystal_table(pd.read_csv(results / "summary.csv")), str(readme))
+    pools = (results / "pools.md").read_text().split("\n", 1)[1].lstrip("\n")
+    text = replace_block(text, "results:metal_pools", re.sub(r"^#+ (.*)$", r"**\1**", pools, flags=re.M), str(readme))
+    readme.write_text(text)
 
 
 def update(readme: Path, results: Path) -> None:
@@ -89,8 +131,12 @@ def main(argv=None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("readme", type=Path)
     parser.add_argument("--results", type=Path, default=Path("results/report"))
+    parser.add_argument("--metal", type=Path, default=None, help="the metal demo's report directory")
     args = parser.parse_args(argv)
-    update(args.readme, args.results)
+    if args.metal is not None:
+        update_metal(args.readme, args.metal)
+    else:
+        update(args.readme, args.results)
 
 
 if __name__ == "__main__":
