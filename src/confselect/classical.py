@@ -9,7 +9,6 @@ runs it: MD through LAMMPS's own integrators, single points through ASE's LAMMPS
 from __future__ import annotations
 
 import ctypes
-import os
 import sys
 from pathlib import Path
 

@@ -1,5 +1,7 @@
 """Crystal observables of one calculator (validation.crystal): a trained model's (input model) or the
 teacher's; equation of state, elastic constants, phonons and vacancy formation energy (confselect.crystal)."""
+import sys
+
 from confselect.crystal import crystal_properties
 from confselect.jobs import log_to, write_json
 from confselect.structures import build_structure, unit_cell
@@ -29,7 +31,7 @@ result = crystal_properties(build_structure(system), calc, structure["lattice_co
 write_json(snakemake.output[0], result)
 eos = result["eos"]
 if eos is None:
-    print(f"{who}: {result['skipped']['eos']}", flush=True)
+    print(f"{who}: {result['skipped']['eos']}", file=sys.stderr, flush=True)
 else:
     print(f"{who}: a0 = {eos['lattice_constant_A']:.4f} A, B = {eos['bulk_modulus_GPa']:.1f} GPa, "
-          f"{result['wall_s']:.1f} s", flush=True)
+          f"{result['wall_s']:.1f} s", file=sys.stderr, flush=True)

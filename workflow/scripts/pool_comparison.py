@@ -1,4 +1,5 @@
 """Pool recipes compared at equal labels (confselect.pool_comparison): pools.csv and pools.md."""
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -11,4 +12,4 @@ table = pool_table(pd.read_csv(snakemake.input[0]))
 table.to_csv(snakemake.output.table, index=False)
 text = pool_markdown(table)
 Path(snakemake.output.markdown).write_text(text + "\n")
-print(text, flush=True)
+print(text, file=sys.stderr, flush=True)
