@@ -151,3 +151,15 @@ def test_crystal_observables_that_cannot_apply_are_refused_naming_the_key():
     leak["test"]["generators"]["volumes"] = {}
     with pytest.raises(ConfigError, match=r"test.generators.volumes: the held-out volume_scan repeats a pool"):
         check_config(leak, METHODS)
+
+
+def test_an_rdf_range_beyond_a_crystals_cell_is_refused_before_any_job():
+    from confselect.config import load_config
+
+    config = load_config([REPO / "tests" / "configs" / "tiny_metal.yaml"])  # 32 Cu atoms, a 7.2 A cube
+    config["validation"]["rdf"]["rmax_A"] = 5.0
+    with pytest.raises(ConfigError, match=r"validation.rdf.rmax_A = 5 A exceeds half the smallest height of "
+                                          r"systems.Cu's validation cell \(3.54 A"):
+        check_config(config, METHODS)
+    config["validation"]["supercell"] = [2, 2, 2]  # 14.5 A: fits
+    check_config(config, METHODS)

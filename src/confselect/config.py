@@ -333,6 +333,7 @@ def check_config(config: dict, methods) -> None:
     for name in sweep["systems"]:
         check_system(config["systems"][name], f"systems.{name}")
         check_crystal_validation(config, config["systems"][name], f"systems.{name}")
+        check_rdf_range(config, config["systems"][name], f"systems.{name}")
     check_pools(config)
     for i, method in enumerate(sweep["methods"]):
         if method not in methods:
@@ -419,6 +420,29 @@ def check_system(system: dict, key: str) -> None:
             unit_cell(species, structure)
         except (ValueError, KeyError, RuntimeError) as err:
             raise ConfigError(f"{key}.structure: ASE cannot build {structure['crystal']} of {species}: {err}") from None
+
+
+def check_rdf_range(config: dict, system: dict, key: str) -> None:
+    """``validation.rdf.rmax_A`` fits a crystal's validation cell: at most half its smallest height (the
+    bulk structure repeated ``validation.supercell`` times), with 2 % to spare for thermal expansion. (A
+    melt's box follows its NPT density; the RDF job itself names an rmax that does not fit.)"""
+    import numpy as np
+
+    from .structures import unit_cell
+
+    structure = system["structure"]
+    if structure["kind"] != "bulk":
+        return
+    cell = unit_cell(system["species"], structure).cell.array * np.asarray(structure["supercell"])[:, None]
+    volume = abs(np.linalg.det(cell))
+    heights = [volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3])) for i in range(3)]
+    limit = 0.98 * 0.5 * float(min(np.asarray(heights) * np.asarray(config["validation"]["supercell"])))
+    rmax = config["validation"]["rdf"]["rmax_A"]
+    if rmax > limit:
+        raise ConfigError(
+            f"validation.rdf.rmax_A = {rmax:g} A exceeds half the smallest height of {key}'s validation cell "
+            f"({limit:.3g} A with 2 % margin): lower it or enlarge {key}.structure.supercell or validation.supercell"
+        )
 
 
 def check_crystal_validation(config: dict, system: dict, key: str) -> None:
