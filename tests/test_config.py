@@ -133,7 +133,7 @@ def test_crystal_observables_that_cannot_apply_are_refused_naming_the_key():
     metal = REPO / "tests" / "configs" / "tiny_metal.yaml"
     config = load_config([metal])
     hcp = copy.deepcopy(config)
-    hcp["systems"]["Cu"]["structure"].update(crystal="hcp", lattice_constant_A=2.55)
+    hcp["systems"]["Cu"]["structure"].update(crystal="hcp", lattice_constant_A=2.55, supercell=[3, 2, 2])
     with pytest.raises(ConfigError, match=r"validation.crystal.observables: elastic constants C11, C12, C44 need a cubic"):
         check_config(hcp, METHODS)
     hcp["validation"]["crystal"]["observables"] = ["phonons", "vacancy"]
