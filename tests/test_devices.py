@@ -50,7 +50,7 @@ def test_the_slurm_profile_gives_a_gpu_to_train_alone_and_agrees_with_paper_devi
     routes = PROFILE["set-resources"]
     assert {rule for rule, resources in routes.items() if requests_gpu(resources)} == {"train"}
     config = merged_config(PAPER)
-    assert [config[s][k] for s, k in (key.split(".") for key in DEVICE_KEYS.values())] == ["cpu", "cpu", "cuda", "cpu"]
+    assert [config[s][k] for s, k in (key.split(".") for key in DEVICE_KEYS.values())] == ["cpu", "cpu", "cuda", "cpu", "cpu"]
     assert routing_problems(config, routes) == ([], [])
 
 
@@ -130,7 +130,8 @@ def _placeholders(workdir, rule, config):
 
 @NO_GPU
 @pytest.mark.workflow
-@pytest.mark.parametrize("rule", list(DEVICE_KEYS))
+# crystal_properties (crystal systems only) reads validation.device like ml_md, through the same resolve_device
+@pytest.mark.parametrize("rule", [rule for rule in DEVICE_KEYS if rule != "crystal_properties"])
 def test_each_script_stops_on_cuda_naming_its_key_before_reading_input(tmp_path, rule):
     """Real torch, no GPU: the job fails with resolve_device's message for its own config key."""
     key = DEVICE_KEYS[rule]
@@ -271,3 +272,13 @@ def test_moving_any_job_to_another_device_or_width_plans_nothing(tiny_run, tmp_p
                                      for section in ("descriptors", "selection", "validation", "training")}))
     out = snakemake(tiny_run, "-n", configfiles=(TINY, moved)).stdout
     assert planned_jobs(out) == {}, out[-3000:]
+
+
+def test_a_crystal_sweep_routes_its_crystal_jobs_like_ml_md():
+    """crystal_properties reads validation.device: with a crystal swept, cuda needs its GPU request too."""
+    metal = yaml.safe_load((REPO / "tests" / "configs" / "tiny_metal.yaml").read_text())
+    config = merged_config(PAPER, {**metal, "validation": {"device": "cuda"}})
+    routes = {**PROFILE["set-resources"], "ml_md": {"gpu": 1}}
+    warnings, errors = routing_problems(config, routes)
+    assert len(errors) == 1 and "rule crystal_properties no GPU" in errors[0]
+    assert routing_problems(config, {**routes, "crystal_properties": {"gpu": 1}}) == ([], [])

@@ -18,6 +18,7 @@ DEVICE_KEYS = {
     "select": "selection.device",
     "train": "training.device",
     "ml_md": "validation.device",
+    "crystal_properties": "validation.device",  # a crystal system's models: equation of state, phonons, ...
 }
 
 #: cuBLAS workspace setting that makes its matrix products deterministic (CUDA >= 10.2; torch's
@@ -109,6 +110,8 @@ def routing_problems(config: dict, rule_resources: Mapping) -> tuple[list[str], 
         return [], []
     warnings, errors = [], []
     for rule, key in DEVICE_KEYS.items():
+        if rule == "crystal_properties" and not _sweeps_a_crystal(config):
+            continue  # the rule has no job in this sweep
         section, name = key.split(".")
         device = str(config.get(section, {}).get(name, "cpu"))
         if rule in gpu_rules and not may_use_cuda(device):
@@ -126,6 +129,15 @@ def routing_problems(config: dict, rule_resources: Mapping) -> tuple[list[str], 
     for rule in sorted(gpu_rules):
         warnings.append(f"the profile's set-resources give rule {rule} a GPU, but {rule} runs on the CPU only")
     return warnings, errors
+
+
+def _sweeps_a_crystal(config: Mapping) -> bool:
+    """Whether a swept system is validated as a crystal (rule crystal_properties has jobs)."""
+    from .structures import system_phase
+
+    systems = config.get("systems", {})
+    return any(system_phase(systems[name]) == "crystal" for name in config.get("sweep", {}).get("systems", [])
+               if name in systems)
 
 
 def _raw(value):
