@@ -35,7 +35,7 @@ debian:
 define timed_run
 empty=$$([ -e $(1) ] && echo false || echo true); start=$$(date +%s); \
 $(SNAKEMAKE) --cores $(CORES) $(2) && \
-$(SNAKEMAKE) --cores $(CORES) $(2) --report $(1)/report/report.html && \
+$(SNAKEMAKE) --cores $(CORES) $(2) --report $(CURDIR)/$(1)/report/report.html && \
 printf '{"wall_s": %d, "cores": %d, "from_empty_results": %s, "date": "%s"}\n' \
   $$(( $$(date +%s) - start )) $(CORES) $$empty "$$(date -u +%Y-%m-%d)" > $(1)/report/demo_time.json && \
 cat $(1)/report/demo_time.json

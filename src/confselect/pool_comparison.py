@@ -4,7 +4,8 @@ Every recipe runs the same methods, sizes and seeds (``sweep.pools``), so at eac
 recipes' models had the same number of labels. :func:`pool_table` gives, per (system, labeller, pool, n),
 the mean over methods and seeds of every error column (absolute values of signed relative errors) and the
 fraction of models whose every MD run was stable; :func:`pool_markdown` writes, per observable and n, the
-recipe with the lowest mean error, and per recipe the smallest n at which all its models ran stable MD.
+recipe with the lowest mean error (and over how many models, where some have no value), and per recipe the
+fractions of models with stable NVT, stress and NPT runs and the smallest n from which all ran stable MD.
 """
 
 from __future__ import annotations
@@ -57,9 +58,15 @@ def pool_table(summary):
     data[columns] = data[columns].astype(float).abs()
     data["all_stable"] = all_stable(data)
     keys = ["system", "labeller", "pool", "n_train"]
-    table = data.groupby(keys, sort=True)[columns].mean()
-    table["stable_fraction"] = data.groupby(keys, sort=True)["all_stable"].mean()
-    table["n_models"] = data.groupby(keys, sort=True)["seed"].size()
+    groups = data.groupby(keys, sort=True)
+    table = groups[columns].mean()
+    for column in columns:  # models with a value (a failed run or fit has none): the mean is over these
+        table[f"{column}_count"] = groups[column].count()
+    for name, column in zip(("nvt", "stress", "npt"), STABLE_COLUMNS):
+        if column in data:
+            table[f"{name}_stable_fraction"] = groups[column].apply(lambda v: v.fillna(True).astype(bool).mean())
+    table["stable_fraction"] = groups["all_stable"].mean()
+    table["n_models"] = groups["seed"].size()
     return table.reset_index() if len(table) else pd.DataFrame(columns=keys + columns)
 
 
@@ -68,14 +75,17 @@ def best_pools(table) -> list[dict]:
     and the runner-up's (NaN where one recipe has a value)."""
     rows = []
     for (system, labeller, n), block in table.groupby(["system", "labeller", "n_train"], sort=True):
-        for column in (c for c in table if c in block and c not in ("system", "labeller", "pool", "n_train",
-                                                                     "stable_fraction", "n_models")):
-            values = block.set_index("pool")[column].dropna().sort_values()
+        indexed = block.set_index("pool")
+        for column in (c for c in table if f"{c}_count" in table):
+            values = indexed[column].dropna().sort_values()
             if not len(values):
                 continue
+            best = values.index[0]
             rows.append({"system": system, "labeller": labeller, "n_train": int(n), "observable": column,
-                         "best_pool": values.index[0], "best": float(values.iloc[0]),
-                         "runner_up": float(values.iloc[1]) if len(values) > 1 else math.nan})
+                         "best_pool": best, "best": float(values.iloc[0]),
+                         "runner_up": float(values.iloc[1]) if len(values) > 1 else math.nan,
+                         "count": int(indexed.loc[best, f"{column}_count"]),
+                         "n_models": int(indexed.loc[best, "n_models"])})
     return rows
 
 
@@ -115,10 +125,17 @@ def pool_markdown(table) -> str:
         for observable in dict.fromkeys(r["observable"] for r in mine):
             cells = {r["n_train"]: r for r in mine if r["observable"] == observable}
             lines.append(f"| {observable} | " + " | ".join(_cell(cells.get(n)) for n in sizes) + " |")
-        lines += ["", "Stable MD (NVT, stress and every NPT run) of all models from:", ""]
+        lines += ["", "[k of m]: the mean is over the k of m models that have the value (a run that failed, "
+                  "or a model with no equation-of-state minimum, has none).", "",
+                  "Models with stable MD (NVT / stress / every NPT run / all of them):", "",
+                  "| pool | " + " | ".join(f"n = {n}" for n in sizes) + " | all stable from |",
+                  "|---|" + "---|" * (len(sizes) + 1)]
         for pool in pools:
-            n = stable[(system, labeller, pool)]
-            lines.append(f"- {pool}: " + (f"n = {int(n)}" if np.isfinite(n) else "no swept size"))
+            rows = block[block["pool"] == pool].set_index("n_train")
+            cells = [_stability_cell(rows.loc[n]) if n in rows.index else "" for n in sizes]
+            first = stable[(system, labeller, pool)]
+            lines.append(f"| {pool} | " + " | ".join(cells) + " | "
+                         + (f"n = {int(first)}" if np.isfinite(first) else "no swept size") + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -127,4 +144,13 @@ def _cell(row: dict | None) -> str:
     if row is None:
         return ""
     text = f"**{row['best_pool']}** {row['best']:.3g}"
+    if row["count"] < row["n_models"]:
+        text += f" [{row['count']} of {row['n_models']}]"
     return text + (f" ({row['runner_up']:.3g})" if np.isfinite(row["runner_up"]) else "")
+
+
+def _stability_cell(row) -> str:
+    """Fractions of models stable in NVT / stress / NPT / all, as percentages."""
+    parts = [row.get(f"{name}_stable_fraction", math.nan) for name in ("nvt", "stress", "npt")]
+    parts.append(row["stable_fraction"])
+    return " / ".join("-" if not np.isfinite(v) else f"{100 * v:.0f} %" for v in parts)
