@@ -26,8 +26,12 @@ FULL_MODELS = {("full", N_POOL, s) for s in TINY_CONFIG["sweep"]["seeds"]} if TI
 def test_every_registered_method_runs_through_to_the_report(tiny_run):
     from confselect.selection import METHODS
 
+    from confselect.crystal import CRYSTAL_COLUMNS
+
     summary = pd.read_csv(tiny_run / "results/report/summary.csv")
     assert set(summary["method"]) == set(METHODS) == set(TINY_CONFIG["sweep"]["methods"]) | {m for m, _, _ in FULL_MODELS}
+    assert set(summary["pool"]) == {"md"}  # the one recipe of a single MD generator
+    assert summary[list(CRYSTAL_COLUMNS)].isna().all().all()  # a liquid: the crystal columns are blank
 
 
 def test_summary_has_one_row_per_model_with_physical_errors(tiny_run):
