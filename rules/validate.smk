@@ -129,7 +129,7 @@ rule reference_crystal:
     log:
         "logs/{system}/reference_crystal.log",
     conda:
-        "../envs/pool.yaml"
+        "../envs/validate.yaml"  # the script of rule crystal_properties, which also loads models
     script:
         "../workflow/scripts/crystal_properties.py"
 
