@@ -213,6 +213,7 @@ def test_training_change_plans_only_training_validation_and_report(tiny_run, tmp
         "learning_curve": 1,
         "observables_report": 1,
         "verdict": 1,
+        "pool_comparison": 1,
         "report_page": 1,
         "all": 1,
     }
@@ -227,7 +228,7 @@ def test_density_change_plans_only_ml_md_jobs_and_report(tiny_run, tmp_path):
     # repeated and its report with it; the learning curve is drawn from the summary, which gains the new
     # densities; the teacher's NVT run starts from the state-point frame that the rerun NPT job writes anew
     assert plan == {"reference_npt": 1, "reference_md": 1, "ml_md": n_models, "summary": 1, "density_report": 1, "learning_curve": 1,
-                    "observables_report": 1, "verdict": 1, "report_page": 1, "all": 1}
+                    "observables_report": 1, "verdict": 1, "pool_comparison": 1, "report_page": 1, "all": 1}
 
 
 def test_new_size_within_the_selection_trains_only_its_models(tiny_run, tmp_path):
