@@ -17,15 +17,12 @@ from confselect.config import (
     label_identity,
     labeller_id,
     labeller_settings,
-    generators,
-    n_frames,
     n_select,
-    pool_recipes,
-    pool_top_temperature,
-    system_definition,
     validate_config,
     without_machine_settings,
 )
+from confselect.pool_config import generators, n_frames, pool_recipes, pool_top_temperature
+from confselect.system_config import system_definition
 from confselect.selection import METHODS
 from confselect.state_point import state_point_temperatures, stress_temperature
 from confselect.structures import system_phase

@@ -1,6 +1,6 @@
 import math
 
-from confselect.config import generator_frames
+from confselect.pool_config import generator_frames
 from confselect.labelling import labeller_cores
 from confselect.structures import structure_atoms
 

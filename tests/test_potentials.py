@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from conftest import REPO, snakemake
-from confselect.config import ConfigError, check_system, labeller_id, load_config
+from confselect.config import ConfigError, labeller_id, load_config
+from confselect.system_config import check_system
 from confselect.potentials import file_elements, lammps_potential_commands, wheel_potentials_dir
 
 TINY_METAL = REPO / "tests" / "configs" / "tiny_metal.yaml"

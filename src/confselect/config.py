@@ -144,86 +144,6 @@ def _matches(instance: dict, condition: dict) -> bool:
     return all(instance.get(key) == prop.get("const") for key, prop in condition.get("properties", {}).items())
 
 
-def pool_recipes(config: dict) -> dict[str, list[str]]:
-    """Pool recipe name -> its generators (``sweep.pools``; by default one recipe holding every generator,
-    named after it where there is one, else ``all``)."""
-    pools = config["sweep"].get("pools")
-    if pools:
-        return {name: list(generators) for name, generators in pools.items()}
-    names = list(config["pool"])
-    return {names[0] if len(names) == 1 else "all": names}
-
-
-#: Generator kinds that draw random numbers (the others ignore a seed and have no seed key).
-SEEDED_KINDS = ("md_ramp", "strain", "rattle", "normal_modes")
-
-
-def test_generators(config: dict) -> dict[str, dict]:
-    """The held-out set's generators: each pool generator with ``test.seed`` (+ k for the k-th) and the
-    overrides of ``test.generators``, then the test-only ones, validated and defaults filled in."""
-    overrides = config["test"].get("generators", {})
-    names = [n for n in config["pool"] if not (n in overrides and overrides[n] is None)]
-    names += [n for n in overrides if n not in config["pool"] and overrides[n] is not None]
-    out = {}
-    for k, name in enumerate(names):
-        settings = {**config["pool"].get(name, {}), **(overrides.get(name) or {})}
-        if settings.get("kind") in SEEDED_KINDS:
-            settings["seed"] = int(config["test"]["seed"]) + k
-        out[name] = validated_generator(settings, f"test.generators.{name}")
-    return out
-
-
-def generators(config: dict, role: str, pool: str | None = None) -> dict[str, dict]:
-    """Generator name -> settings of a pool recipe (``role="pool"``, ``pool`` its name) or of the test set."""
-    if role == "test":
-        return test_generators(config)
-    if role != "pool":
-        raise ValueError(f"unknown frame set {role!r}")
-    recipes = pool_recipes(config)
-    names = recipes[pool] if pool is not None else list(config["pool"])
-    return {name: config["pool"][name] for name in names}
-
-
-def validated_generator(settings: dict, key: str, schema_path=SCHEMA) -> dict:
-    """``settings`` checked against the schema's generator definition, defaults filled in (a test-set
-    generator is assembled from overrides, so the schema cannot check it where it is written)."""
-    import jsonschema
-
-    schema = _schema(schema_path)
-    node = {"$ref": "#/$defs/generator", "$defs": schema["$defs"]}
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(node).iter_errors(settings))
-    if error is not None:
-        where = _dotted(error.absolute_path)
-        raise ConfigError(f"config key {key}{'.' + where if error.absolute_path else ''}: {error.message}")
-    settings = copy.deepcopy(settings)
-    _fill_defaults(settings, node, node)
-    return settings
-
-
-def generator_frames(settings: dict) -> int:
-    """Frames one generator makes."""
-    kind = settings["kind"]
-    if kind == "md_ramp":
-        return int(settings["ramp_fs"] // settings["frame_interval_fs"])
-    if kind == "rattle":
-        return len(settings["amplitudes_A"]) * int(settings["n_per_amplitude"])
-    return int(settings["n_frames"])
-
-
-def n_frames(config: dict, role: str, pool: str | None = None) -> int:
-    """Frames of a pool recipe (the smallest recipe's where ``pool`` is None) or of the test set."""
-    if role == "pool" and pool is None:
-        return min(n_frames(config, "pool", name) for name in pool_recipes(config))
-    return sum(generator_frames(settings) for settings in generators(config, role, pool).values())
-
-
-def pool_top_temperature(config: dict) -> float:
-    """The pool's highest temperature, K: the top of every md_ramp generator's ramp (the stress run's default
-    temperature); the NVT validation temperature where the pool holds no MD."""
-    temperatures = [max(g["T_start_K"], g["T_end_K"]) for g in config["pool"].values() if g["kind"] == "md_ramp"]
-    return float(max(temperatures)) if temperatures else float(config["validation"]["md"]["temperature_K"])
-
-
 def n_select(config: dict) -> int:
     """Length of every selection: ``sweep.n_select`` if set, else the largest training-set size."""
     sweep = config["sweep"]
@@ -240,28 +160,6 @@ def labeller_settings(config: dict, system: str) -> tuple[str, dict]:
             settings["species"] = list(definition["species"])
         return name, settings
     return name, dict(config["labelling"].get(name, {}))
-
-
-def teacher_identity(system: dict, key: str = "system") -> dict:
-    """What the classical teacher's numbers depend on: the potential (files by content, not path), its
-    species order and charges. A Tosi-Fumi teacher is its charges and pairs, as it always was."""
-    from .potentials import potential_identity
-
-    potential = system["potential"]
-    if potential["type"] == "born_mayer_huggins_tosi_fumi":
-        return {"potential": potential, "charges_e": system["charges_e"]}
-    identity = {"species": list(system["species"]), "potential": potential_identity(potential, f"{key}.potential")}
-    if system.get("charges_e"):
-        identity["charges_e"] = system["charges_e"]
-    return identity
-
-
-def system_definition(system: dict, key: str = "system") -> dict:
-    """What a system's classical runs (pool MD, reference runs) depend on: the teacher's identity, the
-    species and the starting structure. A rule param (a moved potential file reruns nothing); the jobs run
-    the system as the config gives it (files by path)."""
-    return {**teacher_identity(system, key), "species": list(system["species"]), "structure": system["structure"],
-            "phase": system.get("phase")}
 
 
 def machine_setting_names(*section: str, schema_path=SCHEMA) -> set[str]:
@@ -298,6 +196,8 @@ def label_identity(config: dict, system: str) -> tuple[str, dict]:
     """
     name, settings = labeller_settings(config, system)
     if name == "classical":
+        from .system_config import teacher_identity
+
         return name, teacher_identity(config["systems"][system], f"systems.{system}")
     return name, without_machine_settings(settings, "labelling", name)
 
@@ -315,6 +215,8 @@ def labeller_id(config: dict, system: str) -> str:
 
 def full_arm_size(config: dict) -> int | None:
     """Training-set size of the upper-bound arm (``sweep.full``), None if it is off."""
+    from .pool_config import n_frames
+
     full = config["sweep"]["full"]
     if not full["enabled"]:
         return None
@@ -323,6 +225,9 @@ def full_arm_size(config: dict) -> int | None:
 
 def check_config(config: dict, methods) -> None:
     """Raise :class:`ConfigError` for the first cross-key problem found."""
+    from .pool_config import check_pools, n_frames, pool_recipes
+    from .system_config import check_crystal_validation, check_rdf_range, check_system
+
     sweep = config["sweep"]
     for i, system in enumerate(sweep["systems"]):
         if system not in config["systems"]:
@@ -377,108 +282,6 @@ def check_config(config: dict, methods) -> None:
             methods[method](seed=0, **options)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"selection.{method}: {err}") from None
-
-
-def check_system(system: dict, key: str) -> None:
-    """A system's species, charges, structure and potential agree with each other (files found, species
-    covered) and its structure can be built; raises :class:`ConfigError` naming the key."""
-    from .potentials import PotentialError, check_potential
-    from .structures import unit_cell
-
-    species = list(system["species"])
-    charges = system.get("charges_e") or {}
-    unknown = sorted(set(charges) - set(species))
-    if unknown:
-        raise ConfigError(f"{key}.charges_e: {unknown} not in {key}.species {species}")
-    potential = system["potential"]
-    if potential["type"] == "born_mayer_huggins_tosi_fumi":
-        missing = [s for s in species if s not in charges]
-        if missing:
-            raise ConfigError(f"{key}.charges_e: the Tosi-Fumi potential needs a charge for {missing}")
-        pairs = potential["pairs"]
-        for a in species:
-            for b in species:
-                if f"{a}-{b}" not in pairs and f"{b}-{a}" not in pairs:
-                    raise ConfigError(f"{key}.potential.pairs: no parameters for the pair {a}-{b}")
-        for pair in pairs:
-            stray = set(pair.split("-")) - set(species)
-            if stray:
-                raise ConfigError(f"{key}.potential.pairs.{pair}: species {sorted(stray)} not in {key}.species")
-    try:
-        check_potential(system, f"{key}.potential")
-    except PotentialError as err:
-        raise ConfigError(str(err)) from None
-    structure = system["structure"]
-    if structure["kind"] == "random_melt":
-        if list(structure["composition"]) != species:
-            raise ConfigError(f"{key}.structure.composition: {list(structure['composition'])} must list {key}.species "
-                              f"{species} in that order")
-        if charges and abs(sum(charges.get(s, 0.0) * n for s, n in structure["composition"].items())) > 1e-9:
-            raise ConfigError(f"{key}.structure.composition: the melt's charge is not zero with charges {charges}")
-    else:
-        try:
-            unit_cell(species, structure)
-        except (ValueError, KeyError, RuntimeError) as err:
-            raise ConfigError(f"{key}.structure: ASE cannot build {structure['crystal']} of {species}: {err}") from None
-
-
-def check_rdf_range(config: dict, system: dict, key: str) -> None:
-    """``validation.rdf.rmax_A`` fits a crystal's validation cell: at most half its smallest height (the
-    bulk structure repeated ``validation.supercell`` times), with 2 % to spare for thermal expansion. (A
-    melt's box follows its NPT density; the RDF job itself names an rmax that does not fit.)"""
-    import numpy as np
-
-    from .structures import unit_cell
-
-    structure = system["structure"]
-    if structure["kind"] != "bulk":
-        return
-    cell = unit_cell(system["species"], structure).cell.array * np.asarray(structure["supercell"])[:, None]
-    volume = abs(np.linalg.det(cell))
-    heights = [volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3])) for i in range(3)]
-    limit = 0.98 * 0.5 * float(min(np.asarray(heights) * np.asarray(config["validation"]["supercell"])))
-    rmax = config["validation"]["rdf"]["rmax_A"]
-    if rmax > limit:
-        raise ConfigError(
-            f"validation.rdf.rmax_A = {rmax:g} A exceeds half the smallest height of {key}'s validation cell "
-            f"({limit:.3g} A with 2 % margin): lower it or enlarge {key}.structure.supercell or validation.supercell"
-        )
-
-
-def check_crystal_validation(config: dict, system: dict, key: str) -> None:
-    """The crystal observables asked for apply to the system (a crystal phase needs a bulk structure;
-    elastic constants C11, C12, C44 need a cubic cell)."""
-    from .structures import system_phase, unit_cell
-
-    if system_phase(system) != "crystal":
-        return
-    structure = system["structure"]
-    if structure["kind"] != "bulk":
-        raise ConfigError(f"{key}.phase: crystal validation needs a bulk structure ({key}.structure.kind: bulk), "
-                          f"not {structure['kind']}")
-    cell = unit_cell(system["species"], structure).cell
-    lengths, angles = cell.cellpar()[:3], cell.cellpar()[3:]
-    cubic = abs(lengths - lengths[0]).max() < 1e-6 and abs(angles - 90.0).max() < 1e-6
-    if "elastic" in config["validation"]["crystal"]["observables"] and not cubic:
-        raise ConfigError(
-            f"validation.crystal.observables: elastic constants C11, C12, C44 need a cubic cell; {key}.structure "
-            f"({structure['crystal']}) is not cubic: leave elastic out"
-        )
-
-
-def check_pools(config: dict) -> None:
-    """Pool recipes name existing generators; the test set's generators are valid and none repeats a pool
-    generator's frames exactly (a deterministic volume scan with the pool's own settings would)."""
-    for recipe, names in pool_recipes(config).items():
-        for i, name in enumerate(names):
-            if name not in config["pool"]:
-                raise ConfigError(f"sweep.pools.{recipe}[{i}]: no pool generator {name!r} (defined: {list(config['pool'])})")
-    for name, settings in test_generators(config).items():
-        if settings["kind"] not in SEEDED_KINDS and any(settings == g for g in config["pool"].values()):
-            raise ConfigError(
-                f"test.generators.{name}: the held-out {settings['kind']} repeats a pool generator's frames; give "
-                f"it other settings (e.g. n_frames or linear_strain_range)"
-            )
 
 
 def selection_options(config: dict) -> dict:
@@ -538,6 +341,8 @@ def _check_state_point(config: dict) -> None:
     from .state_point import state_point_temperatures, temperature_key
 
     settings = config["validation"]["state_point"]
+    from .pool_config import pool_top_temperature
+
     temperatures = state_point_temperatures(config["validation"], pool_top_temperature(config))
     for system in config["sweep"]["systems"]:
         try:

@@ -26,7 +26,7 @@ def write_generator_frames(system: dict, name: str, settings: dict, path) -> int
     ``path``; return the frame count. The file appears under its final name only when it is complete."""
     from ase.io import write
 
-    from .config import generator_frames
+    from .pool_config import generator_frames
 
     path = Path(path)
     tmp = path.with_name(path.name + ".part")
