@@ -74,18 +74,12 @@ def potential_identity(potential: dict, key: str = "potential") -> dict:
 
 
 def lammps_potential_commands(system: dict, key: str = "potential") -> list[str]:
-    """LAMMPS commands defining ``system``'s potential (types in ``species`` order), files resolved here."""
+    """LAMMPS commands defining ``system``'s potential (types in ``species`` order), files resolved here (the
+    system as configured: jobs run it from the config, rule params hold only its identity)."""
     potential = system["potential"]
     if potential["type"] == "born_mayer_huggins_tosi_fumi":
         return born_mayer_huggins_commands(system)
-    paths = {}
-    for i, entry in enumerate(potential["files"]):
-        # a file given by identity (name + digest, as rule params carry it) is resolved by its name here
-        name = entry["name"] if isinstance(entry, dict) else entry
-        path = resolve_file(name, f"{key}.files[{i}]")
-        if isinstance(entry, dict) and file_digest(str(path)) != entry["sha256"]:
-            raise PotentialError(f"{key}.files[{i}]: {path} is not the file the run was planned with (content differs)")
-        paths[name] = paths[Path(name).name] = str(path)
+    paths = {name: str(resolve_file(name, f"{key}.files[{i}]")) for i, name in enumerate(potential["files"])}
     cmds = [f"pair_style {potential['pair_style']}"]
     cmds += ["pair_coeff " + " ".join(paths.get(token, token) for token in line.split()) for line in potential["pair_coeff"]]
     if potential.get("kspace_style"):
