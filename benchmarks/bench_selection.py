@@ -35,7 +35,7 @@ CASES = [
     ("kmeans", 100_000, 256, 60.0),
     ("cur", 100_000, 256, 60.0),
     ("dopt", 100_000, 256, 60.0),
-    ("qbc", 100_000, 256, 60.0),  # no target in the issue; held to the other descriptor methods' 60 s
+    ("classical_qbc", 100_000, 256, 60.0),  # no target in the issue; held to the other descriptor methods' 60 s
 ]
 QUICK_CASES = [
     ("fps", 10_000, 512, None),
@@ -44,7 +44,7 @@ QUICK_CASES = [
     ("kmeans", 10_000, 64, None),
     ("cur", 10_000, 64, None),
     ("dopt", 10_000, 64, None),
-    ("qbc", 10_000, 64, None),
+    ("classical_qbc", 10_000, 64, None),
 ]
 DIMENSION = 128
 
@@ -79,12 +79,12 @@ def run_case(method: str, n_frames: int, picks: int) -> dict:
     """Time one selection in this process (imports and pool generation excluded)."""
     from confselect.selection import PoolFeatures, make_selector
 
-    if method in ("rnd", "qbc"):  # one-time imports (torch, and those of its optimisers) are not selection time
+    if method in ("rnd", "classical_qbc"):  # one-time imports (torch, and those of its optimisers) are not selection time
         import torch
 
         torch.optim.Adam([torch.zeros(1, requires_grad=True)])
     descriptors = mixture_descriptors(n_frames)
-    # qbc's committee regresses energies: a smooth function of the descriptors plus noise (eV)
+    # classical_qbc's committee regresses energies: a smooth function of the descriptors plus noise (eV)
     rng = np.random.default_rng(1)
     energies = -300.0 + np.tanh(descriptors[:, :8]).sum(axis=1) + 0.05 * rng.standard_normal(n_frames)
     pool = PoolFeatures(descriptors=descriptors, energies=energies)

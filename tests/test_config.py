@@ -37,7 +37,7 @@ def merged(**changes):
         ({"systems.NaCl.potential.pairs.Na-Cl": None}, "systems.NaCl.potential.pairs"),
         ({"selection": {"nope": {}}}, "selection.nope"),
         ({"selection": {"rnd": {"hiden": [8]}}}, "selection.rnd.hiden: not an option of 'rnd'"),
-        ({"selection": {"qbc": {"n_committee": 1}}}, "selection.qbc: qbc: n_committee must be an integer >= 2"),
+        ({"selection": {"classical_qbc": {"n_committee": 1}}}, "selection.classical_qbc: classical_qbc: n_committee must be an integer >= 2"),
         ({"validation.density.equilibration_fs": DEFAULT["validation"]["density"]["duration_fs"]},
          f"validation.density.duration_fs = {DEFAULT['validation']['density']['duration_fs']:g} fs leaves 0 samples"),
         ({"sweep.n_select": 16}, f"sweep.n_select = 16 is below the largest sweep.n_train ({max(DEFAULT['sweep']['n_train'])})"),

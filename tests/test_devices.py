@@ -242,7 +242,7 @@ def test_the_demo_and_paper_configs_train_deterministically_by_default():
 
 
 # ------------------------------------------------------------------------------------------- device-generic
-def test_rnd_and_qbc_initialise_on_the_cpu_whatever_the_device():
+def test_rnd_and_classical_qbc_initialise_on_the_cpu_whatever_the_device():
     """The networks of a seed are drawn from CPU generators, so they do not depend on the device; the
     CPU selection is unchanged."""
     from confselect.selection import PoolFeatures, make_selector
@@ -255,7 +255,7 @@ def test_rnd_and_qbc_initialise_on_the_cpu_whatever_the_device():
     assert torch.equal(target[0].weight.detach(), expected)
     rng = np.random.default_rng(0)
     pool = PoolFeatures(descriptors=rng.normal(size=(60, 6)).astype(np.float32), energies=rng.normal(size=60))
-    for method in ("rnd", "qbc"):
+    for method in ("rnd", "classical_qbc"):
         a = make_selector(method, seed=1).select(pool, 12)
         b = make_selector(method, seed=1, device="cpu", threads=1).select(pool, 12)
         assert np.array_equal(a, b), method

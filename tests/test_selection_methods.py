@@ -149,6 +149,22 @@ def test_rnd_training_changes_later_picks_and_threads_are_restored():
     assert single[0] == trained[0] and len(set(single.tolist())) == 10
 
 
+def test_rnd_distils_the_picked_frames_below_the_unpicked():
+    """RND's defining property: the predictor is trained on the picks, so their target-predictor distance
+    drops below what it was when they were picked and stays below the unpicked frames' distance."""
+    x = np.random.default_rng(11).standard_normal((300, 8))
+    selector = make_selector("rnd", seed=2)
+    order = selector.select(descriptors_pool(x), 24)
+    picked_mean, picked_max, unpicked_mean = selector.distance_history_.T
+    assert len(picked_mean) == len(order) - 1
+    assert np.all(picked_mean < unpicked_mean)
+    # each picked frame's distance, averaged, falls well below its value at its pick
+    running_pick_mean = np.cumsum(selector.pick_distances_)[:-1] / np.arange(1, len(order))
+    assert np.all(picked_mean < 0.5 * running_pick_mean)
+    # and it stays down: the largest distance of any picked frame never climbs back to the unpicked mean
+    assert np.all(picked_max[4:] < unpicked_mean[4:])
+
+
 def log_det_information(x, rows, lam) -> float:
     """log det(lam I + sum_i x_i x_i^T) over the given rows."""
     return np.linalg.slogdet(lam * np.eye(x.shape[1]) + x[rows].T @ x[rows])[1]
@@ -196,7 +212,7 @@ def test_cur_continues_past_the_rank_in_rounds():
 # --- query by committee -------------------------------------------------------------------------
 
 
-def test_qbc_queries_the_rare_cluster_after_its_random_start():
+def test_classical_qbc_queries_the_rare_cluster_after_its_random_start():
     """The committee is fitted on bulk frames only; off that data its members extrapolate apart, so the
     first queried batch reaches the far cluster (random picks would need ~100 draws to find it)."""
     rng = np.random.default_rng(11)
@@ -206,23 +222,23 @@ def test_qbc_queries_the_rare_cluster_after_its_random_start():
     energies = x @ rng.standard_normal(8) + 0.1 * rng.standard_normal(len(x))  # eV
     pool = PoolFeatures(descriptors=x, energies=energies)
     rare_frames = set(range(300, 305))
-    selector = make_selector("qbc", seed=0, n_initial=4, batch_size=2)
+    selector = make_selector("classical_qbc", seed=0, n_initial=4, batch_size=2)
     order = selector.select(pool, 10)
     assert not rare_frames & set(order[:4].tolist())  # the random start missed it ...
     assert rare_frames & set(order[4:6].tolist())  # ... the first query finds it
     # the random start is the seeded permutation's head, and later rounds depend on the committee's training
     np.testing.assert_array_equal(order[:4], np.random.default_rng(0).permutation(len(x))[:4])
-    untrained = make_selector("qbc", seed=0, n_initial=4, batch_size=2, steps_per_round=0).select(pool, 10)
+    untrained = make_selector("classical_qbc", seed=0, n_initial=4, batch_size=2, steps_per_round=0).select(pool, 10)
     assert not np.array_equal(order, untrained)
 
 
-def test_qbc_committee_agrees_where_it_was_fitted():
+def test_classical_qbc_committee_agrees_where_it_was_fitted():
     import torch
 
     rng = np.random.default_rng(12)
     x = rng.standard_normal((400, 6))
     pool = PoolFeatures(descriptors=x, energies=np.sin(x[:, 0]) + x[:, 1])
-    selector = make_selector("qbc", seed=3, n_initial=40, batch_size=1)
+    selector = make_selector("classical_qbc", seed=3, n_initial=40, batch_size=1)
     picks = selector.select(pool, 41)
     # refit a committee the way one round does, on the 40 random picks, and compare sigma on and off them
     committee = selector.committee(6)

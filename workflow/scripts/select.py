@@ -1,7 +1,7 @@
 """One ordered selection of pool frames (a prefix of length n is the training set of size n).
 
 ``selection.device`` and ``selection.threads`` go to the selectors that run torch (those whose class takes
-them: rnd, qbc); a CUDA request where none is visible stops such a job before the pool is read.  They are
+them: rnd, classical_qbc); a CUDA request where none is visible stops such a job before the pool is read.  They are
 machine settings, read from the config rather than the rule's params, so that changing them plans no rerun."""
 import inspect
 

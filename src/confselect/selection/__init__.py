@@ -2,7 +2,7 @@
 
 The registry names the module of each class and imports it on first use: the Snakefile reads the method
 names and checks the configured knobs of every method at each parse (in every cluster job too), and a
-selector module may need scipy (``kmeans``) or torch (``rnd``, ``qbc``) once it selects.
+selector module may need scipy (``kmeans``) or torch (``rnd``, ``classical_qbc``) once it selects.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ _REGISTERED = {
     "cur": ("cur", "CURSelector"),
     "dopt": ("dopt", "DOptimalSelector"),
     "rnd": ("rnd", "RNDSelector"),
-    "qbc": ("qbc", "QBCSelector"),
+    "classical_qbc": ("classical_qbc", "ClassicalQBCSelector"),
+    "al_qbc": ("al_qbc", "ActiveLearningQBC"),
     FULL_ARM: ("full", "FullPoolSelector"),
 }
 
@@ -57,6 +58,11 @@ class _Registry(Mapping):
 METHODS: Mapping[str, type[Selector]] = _Registry(_REGISTERED)
 
 
+def one_shot_methods() -> list[str]:
+    """The methods that order the pool once (every registered method but the iterative ``al_qbc``)."""
+    return [name for name in METHODS if not METHODS[name].iterative]
+
+
 def make_selector(method: str, seed: int = 0, **params) -> Selector:
     """Build the selector registered as ``method`` (unknown names list the known ones)."""
     try:
@@ -66,4 +72,4 @@ def make_selector(method: str, seed: int = 0, **params) -> Selector:
     return cls(seed=seed, **params)
 
 
-__all__ = ["FULL_ARM", "METHODS", "PoolFeatures", "SelectionError", "Selector", "coverage", "make_selector"]
+__all__ = ["FULL_ARM", "METHODS", "one_shot_methods", "PoolFeatures", "SelectionError", "Selector", "coverage", "make_selector"]

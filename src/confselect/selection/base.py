@@ -64,6 +64,8 @@ class Selector:
     #: True if ``select(pool, m)`` equals ``select(pool, n)[:m]`` for every m <= n (greedy methods).
     #: Either way the workflow selects once at the largest size and trains on prefixes.
     prefix_consistent: ClassVar[bool] = True
+    #: True for a method the workflow runs as iterations that label as they go (``al_qbc``), not by ``select``
+    iterative: ClassVar[bool] = False
 
     def __init__(self, seed: int = 0):
         self.seed = int(seed)

@@ -126,12 +126,16 @@ class RNDSelector(Selector):
             embedded = torch.cat([target(block) for block in x.split(SCORE_ROWS)])
         optimiser = torch.optim.Adam(predictor.parameters(), lr=self.learning_rate)
         selected = torch.zeros(len(x), dtype=torch.bool, device=self.device)
-        order = []
+        order, picked_at, history = [], [], []
         for t in range(n):
             scores = self._scores(predictor, x, embedded)
+            if t:  # the predictor has been trained on the picks so far: their distances against the rest's
+                history.append((float(scores[selected].mean()), float(scores[selected].max()),
+                                float(scores[~selected].mean())))
             scores[selected] = -torch.inf
             pick = int(torch.argmax(scores))  # first maximum on ties
             order.append(pick)
+            picked_at.append(float(scores[pick]))
             selected[pick] = True
             if t + 1 < n:  # training after the last pick could not change the selection
                 picked = torch.as_tensor(order, device=self.device)
@@ -142,6 +146,10 @@ class RNDSelector(Selector):
                         loss = self._loss(predictor(inputs), targets)
                         loss.backward()
                         optimiser.step()
+        # fitted attributes (scikit-learn style): each pick's distance when it was picked, and before every
+        # later pick the mean and largest distance of the frames picked so far and the mean of the others
+        self.pick_distances_ = np.asarray(picked_at)
+        self.distance_history_ = np.asarray(history).reshape(-1, 3)
         return np.asarray(order, dtype=np.int64)
 
     def _scores(self, predictor, x, embedded):

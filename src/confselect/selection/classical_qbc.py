@@ -1,4 +1,11 @@
-"""Query by committee (QBC): pick the frames on which an ensemble of regressors disagrees most (003)."""
+"""Query by committee on the pool's classical energies: a cheap pool ranking, not 003's active learning.
+
+The active-learning loop of 003 (committees of the deployed SchNet model, ML-MD exploration, labels computed
+as it goes) is ``al_qbc`` (:mod:`confselect.active_learning`).  This selector borrows only QBC's ranking
+rule: its committee is a set of small descriptor networks fitted to the *classical* energies the pool
+already carries, so every query is free and it explores where the classical surface, not the labeller's,
+is poorly pinned down by the picks.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +20,12 @@ from .rnd import torch_threads
 SCORE_ROWS = 4096
 
 
-class QBCSelector(Selector):
-    """Query by committee on the pool's classical energies, in batches (the ANI-1x strategy of 003).
+class ClassicalQBCSelector(Selector):
+    """Query by committee on the pool's classical energies, in batches (003's ranking rule, not its loop).
 
     003 trains an ensemble of K networks on the data labelled so far and queries the configurations where
     the ensemble's energy predictions disagree most, rho = sigma_E / sqrt(N_atoms). A pool selection has
-    no DFT labels yet, so the committee here learns the *classical* energy the pool already carries (as
+    no labeller labels yet, so the committee here learns the *classical* energy the pool already carries (as
     000's energy-based baselines read it): K small MLPs from the frame descriptor to the energy, each fitted
     to its own bootstrap resample of the frames picked so far. Frames where the committee extrapolates
     (descriptor regions no pick has covered, or where the energy varies in ways the picks do not pin down)
@@ -40,7 +47,8 @@ class QBCSelector(Selector):
     Parameters
     ----------
     seed : seeds the initial random picks, the committee's weights and the bootstrap draws.
-    n_committee : K, committee size (default 8; 003 uses 8).
+    n_committee : K, committee size (default 8; 003's ensembles have 5 members, each trained on 4 folds of
+        a 5-fold cross-validation split; here members differ by bootstrap resamples and initial weights).
     hidden : hidden widths of every member (default (64, 64)).
     n_initial : random picks before the committee is first fitted (default 4).
     batch_size : frames queried per round (default 4).
@@ -51,7 +59,7 @@ class QBCSelector(Selector):
         ``selection.device``, resolved). The committee is initialised on the CPU whatever the device.
     """
 
-    name = "qbc"
+    name = "classical_qbc"
     requires = ("descriptors", "energies")
 
     def __init__(
@@ -70,7 +78,7 @@ class QBCSelector(Selector):
         for key, value, low in (("n_committee", n_committee, 2), ("n_initial", n_initial, 1),
                                 ("batch_size", batch_size, 1), ("steps_per_round", steps_per_round, 0)):
             if int(value) != value or int(value) < low:
-                raise SelectionError(f"qbc: {key} must be an integer >= {low}, got {value!r}")
+                raise SelectionError(f"classical_qbc: {key} must be an integer >= {low}, got {value!r}")
         self.n_committee = int(n_committee)
         self.hidden = tuple(int(w) for w in hidden)
         self.n_initial = int(n_initial)
