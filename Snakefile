@@ -13,6 +13,7 @@ include: "rules/pool.smk"
 include: "rules/select.smk"
 include: "rules/label.smk"
 include: "rules/train.smk"
+include: "rules/active_learning.smk"
 include: "rules/validate.smk"
 include: "rules/report.smk"
 

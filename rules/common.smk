@@ -18,12 +18,13 @@ from confselect.config import (
     labeller_id,
     labeller_settings,
     n_select,
+    selection_options,
     validate_config,
     without_machine_settings,
 )
-from confselect.pool_config import generators, n_frames, pool_recipes, pool_top_temperature
+from confselect.pool_config import generators, n_frames, pool_recipes, pool_temperature_range, pool_top_temperature
 from confselect.system_config import system_definition
-from confselect.selection import METHODS
+from confselect.selection import METHODS, make_selector
 from confselect.state_point import state_point_temperatures, stress_temperature
 from confselect.structures import system_phase
 
@@ -91,7 +92,9 @@ wildcard_constraints:
     role=r"pool|test",
     pool=r"[A-Za-z0-9_]+",
     generator=r"[A-Za-z0-9_]+",
-    subset=r"test|selection/[A-Za-z0-9_]+/[a-z_]+/seed\d+",
+    subset=r"test|selection/[A-Za-z0-9_]+/[a-z_]+/seed\d+|al/[A-Za-z0-9_]+/seed\d+/iter\d+",
+    iteration=r"\d+",
+    member=r"\d+",
     method=r"[a-z_]+",
     n=r"\d+",
     seed=r"\d+",
@@ -149,6 +152,8 @@ def label_batch_input(wildcards):
         )
     if wildcards.subset == "test":
         return {"frames": f"results/{wildcards.system}/test/frames.extxyz"}
+    if wildcards.subset.startswith("al/"):  # an active-learning iteration's picks, in pick order
+        return {"frames": f"results/{wildcards.system}/{wildcards.subset}/picks.extxyz"}
     pool = wildcards.subset.split("/")[1]
     return {"frames": f"results/{wildcards.system}/pool/{pool}/frames.extxyz",
             "selection": f"results/{wildcards.system}/{wildcards.subset}.json"}
@@ -163,9 +168,65 @@ def label_batches(system, subset, n):
 
 def training_labels(wildcards):
     """Label batches holding the first n frames of the (pool, method, seed) selection: the training set of
-    size n (the training script takes the first n of them)."""
-    return label_batches(wildcards.system, f"selection/{wildcards.pool}/{wildcards.method}/seed{wildcards.seed}",
-                         wildcards.n)
+    size n (the training script takes the first n of them); for al_qbc, the loop's labels at budget n
+    (:func:`al_inputs`)."""
+    if wildcards.method == AL_METHOD:
+        return al_inputs(wildcards, AL.iterations_up_to(SWEEP["n_train"], wildcards.n))
+    return {"labels": label_batches(wildcards.system,
+                                    f"selection/{wildcards.pool}/{wildcards.method}/seed{wildcards.seed}", wildcards.n)}
+
+
+def training_params(wildcards):
+    """What a model is: the training settings, and for al_qbc also the loop's (a changed AL knob retrains
+    only the AL arm)."""
+    training = without_machine_settings(config["training"], "training")
+    if wildcards.method != AL_METHOD:
+        return training
+    if AL.iterations_up_to(SWEEP["n_train"], wildcards.n):
+        return {**training, "al_qbc": AL_OPTIONS}
+    # the loop's first model trains on the seed set alone: only the knobs that choose it
+    return {**training, "al_qbc": {k: v for k, v in AL_OPTIONS.items() if k in ("initial", "n_initial", "n_calibration", "criterion", "threshold_eV", "threshold_eV_A")}}
+
+
+# Active learning (al_qbc, rules/active_learning.smk): its knobs, label schedule and the files of each iteration.
+AL_METHOD = "al_qbc"
+AL_OPTIONS = selection_options(config).get(AL_METHOD, {})
+AL = make_selector(AL_METHOD, **AL_OPTIONS)
+AL_SWEPT = AL_METHOD in SWEEP["methods"]
+AL_SCHEDULE = AL.schedule(SWEEP["n_train"]) if AL_SWEPT else []
+
+
+def al_dir(wildcards) -> str:
+    return f"results/{wildcards.system}/al/{wildcards.pool}/seed{wildcards.seed}"
+
+
+def al_inputs(wildcards, iterations):
+    """The AL labels after ``iterations``: the seed and calibration sets' label batches (the first
+    n_initial + n_calibration frames of the seed method's selection), each iteration's pick labels and its
+    record (exploration.json), in order."""
+    root = al_dir(wildcards)
+    return {
+        "seed": label_batches(wildcards.system, f"selection/{wildcards.pool}/{AL.initial}/seed{wildcards.seed}",
+                              AL.start_budget),
+        "picks": [path for it in iterations
+                  for path in label_batches(wildcards.system, f"al/{wildcards.pool}/seed{wildcards.seed}/iter{it.index}",
+                                            it.max_picks)],
+        "records": [f"{root}/iter{it.index}/exploration.json" for it in iterations],
+    }
+
+
+def al_iteration(wildcards):
+    """The iteration of the ``iteration`` wildcard (an unknown one names the schedule)."""
+    index = int(wildcards.iteration)
+    if not 1 <= index <= len(AL_SCHEDULE):
+        raise WorkflowError(f"al_qbc has iterations 1-{len(AL_SCHEDULE)} for sweep.n_train {SWEEP['n_train']}, "
+                            f"not {index}")
+    return AL_SCHEDULE[index - 1]
+
+
+def al_before(wildcards):
+    """Inputs of an iteration's jobs: the labels and records of the iterations before it."""
+    return al_inputs(wildcards, AL_SCHEDULE[: al_iteration(wildcards).index - 1])
 
 
 def test_labels(wildcards):
@@ -188,7 +249,7 @@ def model_dirs():
         for system in SWEEP["systems"]
         for pool in POOLS
         for method in SWEEP["methods"]
-        for n in SWEEP["n_train"]
+        for n in (AL.model_sizes(SWEEP["n_train"]) if method == AL_METHOD else SWEEP["n_train"])
         for seed in SWEEP["seeds"]
     ]
     if FULL_N is not None:

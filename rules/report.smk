@@ -10,11 +10,11 @@ rule summary:
         # crystal systems: every model's crystal observables and the teacher's
         crystal=[f"{d}/crystal.json" for d in model_dirs() if d.split("/")[1] in CRYSTAL_SYSTEMS],
         reference_crystal=[f"results/{system}/reference/crystal.json" for system in CRYSTAL_SYSTEMS],
-        coverage=[
+        coverage=[  # al_qbc labels frames of its own exploration: no pool selection to cover
             f"results/{system}/selection/{pool}/{method}/seed{seed}_coverage.json"
             for system in SWEEP["systems"]
             for pool in POOLS
-            for method in SWEEP["methods"]
+            for method in SWEEP["methods"] if method != AL_METHOD
             for seed in SWEEP["seeds"]
         ],
     params:
@@ -148,6 +148,8 @@ rule report_page:
         summary="results/report/summary.csv",
         cost="results/report/cost.csv",
         pools="results/report/pools.md",
+        # active learning (al_qbc swept): the calibration figure and the loop's course
+        al=["results/report/al_calibration.png", "results/report/al_loop.csv"] if AL_SWEPT else [],
     output:
         "results/report/index.html",
     log:

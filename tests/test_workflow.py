@@ -42,8 +42,10 @@ def test_summary_has_one_row_per_model_with_physical_errors(tiny_run):
     assert len(summary) == len(expected)
     assert (summary["system"] == "NaCl").all()
     assert summary["labeller"].str.startswith("classical-").all()
-    # the teacher never fails, so every selected frame was trained on
-    assert (summary["n_trained"] == summary["n_train"]).all()
+    # the teacher never fails, so every selected frame was trained on (the AL arm holds out its calibration set)
+    one_shot = summary["method"] != "al_qbc"
+    assert (summary.loc[one_shot, "n_trained"] == summary.loc[one_shot, "n_train"]).all()
+    assert (summary["n_labels"] <= summary["n_train"]).all()
     assert (summary["n_label_failures"] == 0).all()
     for column in ("energy_rmse_eV_atom", "force_rmse_eV_A", "force_l4_eV_A"):
         assert summary[column].gt(0).all() and summary[column].lt(50).all(), column
@@ -53,7 +55,8 @@ def test_summary_has_one_row_per_model_with_physical_errors(tiny_run):
     md = TINY_CONFIG["validation"]["md"]
     assert summary["time_survived_fs"].between(0, md["equilibration_fs"] + md["duration_fs"]).all()
     # a larger prefix of the same selection covers the pool at least as well
-    for method, group in summary[summary["method"] != "full"].groupby("method"):  # the full arm: no coverage
+    # the full arm and active learning select no prefix of a pool ordering: no coverage
+    for method, group in summary[~summary["method"].isin(["full", "al_qbc"])].groupby("method"):
         group = group.sort_values("n_train")
         assert group["coverage_max_min_distance"].is_monotonic_decreasing, method
     assert (tiny_run / "results/report/learning_curve.png").stat().st_size > 10_000
@@ -85,8 +88,11 @@ def test_each_selected_frame_is_labelled_once(tiny_run):
     test = [a for path in sorted((label_dirs[0] / "test").glob("batch*.extxyz")) for a in read(path, index=":")]
     assert sorted(a.info["frame"] for a in test) == list(range(n_test))
     assert all(a.info["label_origin"] == "computed" for a in test)
+    # the AL loop's picks (configurations of its own exploration) are labelled once each, in pick order
+    picks = [a for path in sorted((label_dirs[0] / "al").rglob("batch*.extxyz")) for a in read(path, index=":")]
+    assert picks and all(a.info["label_origin"] == "computed" and a.info["role"] == "al" for a in picks)
     store = list((tiny_run / "results/label_store").rglob("*.extxyz"))
-    assert len(store) == len(union) + n_test
+    assert len(store) == len(union) + n_test + len(picks)
 
 
 def test_reference_observables_are_physical(tiny_run):
@@ -183,12 +189,15 @@ def test_the_verdict_of_a_run_and_the_page_that_opens_with_it(tiny_run):
     text = (report / "verdict.md").read_text()
     assert text.startswith("# Verdict") and "One seed" in text
     page = (report / "index.html").read_text()
-    assert page.index("id='verdict'") < page.index("<img") and page.count("data:image/png;base64,") == 5
+    # five figures and active learning's calibration figure
+    assert page.index("id='verdict'") < page.index("<img") and page.count("data:image/png;base64,") == 6
+    assert "id='al_calibration'" in page and "<strong>Active learning</strong>" in page
     summary = pd.read_csv(report / "summary.csv")
     assert (summary["label_core_hours"] > 0).all() and (summary["md_wall_s"] > 0).all()
-    selected = summary["method"] != "full"  # the upper-bound arm is the pool itself: no coverage figure
+    # the upper-bound arm is the pool itself and active learning labels its own frames: no coverage figure
+    selected = ~summary["method"].isin(["full", "al_qbc"])
     assert (summary.loc[selected, "coverage_quests_entropy_nats"] > 0).all()
-    assert summary.loc[~selected, "coverage_quests_entropy_nats"].isna().all() and (~selected).sum() == len(FULL_MODELS)
+    assert summary.loc[~selected, "coverage_quests_entropy_nats"].isna().all()
     cost = pd.read_csv(report / "cost.csv")
     assert len(cost) == len(summary) and (cost["train_core_hours"] > 0).all()
 
@@ -204,10 +213,16 @@ def test_training_change_plans_only_training_validation_and_report(tiny_run, tmp
     override.write_text(yaml.safe_dump({"training": {"max_epochs": TINY_CONFIG["training"]["max_epochs"] + 1}}))
     plan = planned_jobs(snakemake(tiny_run, "-n", configfiles=(TINY, override)).stdout)
     n_models = math.prod(len(TINY_CONFIG["sweep"][k]) for k in ("methods", "n_train", "seeds")) + len(FULL_MODELS)
+    # the AL loop's committees are trained models too: its iterations and their pick labels run again
+    iterations = 2
     assert plan == {
         "train": n_models,
         "test_errors": n_models,
         "ml_md": n_models,
+        "al_committee": iterations * TINY_CONFIG["selection"]["al_qbc"]["committee_size"],
+        "al_explore": iterations,
+        "label": iterations,  # one label batch per iteration's picks
+        "al_calibration": 1,
         "summary": 1,
         "density_report": 1,
         "learning_curve": 1,
@@ -259,3 +274,60 @@ def test_new_size_within_the_selection_trains_only_its_models(tiny_run, tmp_path
         assert sorted(cover, key=int) == ["2", "4", "8"]
         assert cover["2"]["max_min_distance"] >= cover["8"]["max_min_distance"]
     assert {p: p.stat().st_mtime_ns for p in before} == before
+
+
+def test_active_learning_counts_every_label_within_its_budget(tiny_run):
+    """The tiny AL run (two iterations of two picks, a two-member committee): each iteration calibrated its
+    threshold on the held-out labels, explored with ML-MD and picked at most its budget; the AL models count
+    the seed, calibration and picked frames as labels, train on seed and picks, and carry the loop's cost."""
+    from ase.io import read
+
+    al = TINY_CONFIG["selection"]["al_qbc"]
+    root = tiny_run / "results/NaCl/al/md/seed0"
+    records = [json.loads((root / f"iter{i}/exploration.json").read_text()) for i in (1, 2)]
+    for i, record in enumerate(records, start=1):
+        assert record["iteration"] == i and record["max_picks"] == al["frames_per_iteration"]
+        assert record["n_picks"] == len(read(root / f"iter{i}/picks.extxyz", index=":")) <= record["max_picks"]
+        calibration = record["threshold"]["calibration"]
+        assert calibration["n_frames"] == al["n_calibration"]
+        # the threshold flags the configured fraction of the badly predicted calibration frames
+        assert calibration["n_bad"] == 0 or calibration["recall"] >= 0.9
+        assert record["threshold"]["source"] == "calibrated" and record["threshold"]["threshold"] > 0
+        for trajectory in record["trajectories"]:
+            if trajectory["uncertain"]:
+                assert trajectory["value_at_stop"] > record["threshold"]["threshold"]
+        assert (root / f"iter{i}/member1/model.pt").exists()
+        member = json.loads((root / f"iter{i}/member0/training.json").read_text())
+        # the committee of iteration i trains on the seed set and the picks of the iterations before it
+        assert member["n_training_labels"] == al["n_initial"] + sum(r["n_picks"] for r in records[: i - 1])
+        assert len(member["training_rows"]) < member["n_training_labels"]  # its fold held out
+    summary = pd.read_csv(tiny_run / "results/report/summary.csv")
+    rows = summary[summary["method"] == "al_qbc"].set_index("n_train")
+    start = al["n_initial"] + al["n_calibration"]
+    assert list(rows.index) == [n for n in TINY_CONFIG["sweep"]["n_train"] if n >= start]
+    picked = sum(r["n_picks"] for r in records)
+    assert rows.loc[8, "n_labels"] == start + picked <= 8 and rows.loc[4, "n_labels"] == 4
+    assert rows.loc[8, "n_trained"] == al["n_initial"] + picked and rows.loc[4, "n_trained"] == al["n_initial"]
+    assert rows.loc[8, "al_iterations"] == 2 and rows.loc[4, "al_iterations"] == 0
+    assert rows.loc[8, "al_committee_train_time_s"] > 0 and rows.loc[8, "al_exploration_wall_s"] > 0
+    # the AL model's labels cost more than the random arm's training labels of the same budget: it pays its
+    # calibration labels and labels of its own frames
+    random = summary[(summary["method"] == "random") & (summary["n_train"] == 8)].iloc[0]
+    assert rows.loc[8, "label_core_hours"] > 0 and random["label_core_hours"] > 0
+    cost = pd.read_csv(tiny_run / "results/report/cost.csv").set_index(["method", "n_train"])
+    assert cost.loc[("al_qbc", 8), "al_exploration_hours"] > 0 and cost.loc[("random", 8), "al_exploration_hours"] == 0
+    loop = pd.read_csv(tiny_run / "results/report/al_loop.csv")
+    assert list(loop["iteration"]) == [1, 2] and (loop["n_picks"] <= 2).all()
+
+
+def test_a_changed_al_setting_replans_its_iterations_and_nothing_else(tiny_run, tmp_path):
+    override = tmp_path / "committee.yaml"
+    override.write_text(yaml.safe_dump({"selection": {"al_qbc": {"committee_size": 3}}}))
+    plan = planned_jobs(snakemake(tiny_run, "-n", configfiles=(TINY, override)).stdout)
+    assert plan == {
+        "al_committee": 2 * 3, "al_explore": 2, "label": 2, "al_calibration": 1,
+        # the AL model at 8 labels (the one at 4 trains on the seed set, which the committee does not choose)
+        "train": 1, "test_errors": 1, "ml_md": 1,
+        "summary": 1, "learning_curve": 1, "observables_report": 1, "density_report": 1, "verdict": 1,
+        "pool_comparison": 1, "report_page": 1, "all": 1,
+    }  # fmt: skip

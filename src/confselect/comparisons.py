@@ -110,23 +110,40 @@ def seeds_needed(alpha: float, comparisons: int = 1) -> int:
     return int(math.ceil(math.log2(2.0 * comparisons / alpha) - 1e-12))
 
 
+def _device_hours(data, device, seconds, threads):
+    """(core-hours on the CPU, GPU-hours on CUDA) of a time column: seconds x threads / 3600 on the CPU (NaN
+    on CUDA), seconds / 3600 on CUDA (0 on the CPU); an AL column without a time (a one-shot arm) counts 0."""
+    import pandas as pd
+
+    on_gpu = data.get(device, pd.Series("cpu", index=data.index)).fillna("cpu").astype(str).str.startswith("cuda")
+    time = data[seconds].fillna(0.0) if seconds.startswith("al_") else data[seconds]
+    return (np.where(on_gpu, np.nan, time * data[threads].fillna(1) / 3600), np.where(on_gpu, time / 3600, 0.0))
+
+
 def cost_table(summary):
-    """Per (system, labeller, method, n_train), means over seeds: labeller core-hours of the training set,
-    training hours (core-hours on CPU, GPU-hours on CUDA, from its recorded time and threads) and ML-MD
-    hours (NVT and NPT runs, wall time, with the device they ran on)."""
+    """Per (system, labeller, method, n_train), means over seeds: labels paid for (``n_labels``), labeller
+    core-hours of them, training hours (core-hours on CPU, GPU-hours on CUDA, from its recorded time and
+    threads), ML-MD hours (NVT and NPT runs, wall time, with the device they ran on) and what only an
+    active-learning arm pays: its committees' training (core- or GPU-hours, like training) and its
+    exploration jobs (hours of wall time); 0 for a one-shot method."""
     import pandas as pd
 
     data = with_pool(summary).copy()
-    for column in ("label_core_hours", "train_time_s", "train_threads", "md_wall_s", "npt_wall_s"):
+    for column in ("label_core_hours", "train_time_s", "train_threads", "md_wall_s", "npt_wall_s",
+                   "al_committee_train_time_s", "al_committee_train_threads", "al_exploration_wall_s"):
         if column not in data:
             data[column] = np.nan
-    data["train_device"] = data.get("train_device", pd.Series("cpu", index=data.index)).fillna("cpu")
-    on_gpu = data["train_device"].astype(str).str.startswith("cuda")
-    data["train_core_hours"] = np.where(on_gpu, np.nan, data["train_time_s"] * data["train_threads"].fillna(1) / 3600)
-    data["train_gpu_hours"] = np.where(on_gpu, data["train_time_s"] / 3600, 0.0)
+    if "n_labels" not in data:
+        data["n_labels"] = data["n_train"]
+    data["train_core_hours"], data["train_gpu_hours"] = _device_hours(data, "train_device", "train_time_s",
+                                                                      "train_threads")
+    data["al_committee_core_hours"], data["al_committee_gpu_hours"] = _device_hours(
+        data, "al_committee_train_device", "al_committee_train_time_s", "al_committee_train_threads")
+    data["al_exploration_hours"] = data["al_exploration_wall_s"].fillna(0.0) / 3600
     # NaN where neither run recorded its wall time (results from before it was recorded), not 0
     data["mlmd_hours"] = data[["md_wall_s", "npt_wall_s"]].sum(axis=1, min_count=1) / 3600
-    columns = ["label_core_hours", "train_core_hours", "train_gpu_hours", "mlmd_hours"]
+    columns = ["n_labels", "label_core_hours", "train_core_hours", "train_gpu_hours", "mlmd_hours",
+               "al_committee_core_hours", "al_committee_gpu_hours", "al_exploration_hours"]
     table = data.groupby(GROUP, sort=True)[columns].mean().reset_index()
     table["n_seeds"] = data.groupby(GROUP, sort=True)["seed"].nunique().values
     return table

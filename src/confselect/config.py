@@ -282,6 +282,24 @@ def check_config(config: dict, methods) -> None:
             methods[method](seed=0, **options)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"selection.{method}: {err}") from None
+    if "al_qbc" in sweep["methods"]:
+        check_active_learning(config, methods)
+
+
+def check_active_learning(config: dict, methods) -> None:
+    """al_qbc's seed-set method orders the pool, its seed and calibration sets fit in the selection, and
+    some sweep size leaves room for them."""
+    al = methods["al_qbc"](seed=0, **selection_options(config).get("al_qbc", {}))
+    if al.initial not in methods or methods[al.initial].iterative or al.initial == "full":
+        one_shot = [m for m in methods if not methods[m].iterative and m != "full"]
+        raise ConfigError(f"selection.al_qbc.initial: {al.initial!r} is not a one-shot selection method; "
+                          f"one of {one_shot}")
+    if al.start_budget > n_select(config):
+        raise ConfigError(f"selection.al_qbc: n_initial + n_calibration = {al.start_budget} exceeds the selection "
+                          f"length {n_select(config)} (sweep.n_select, default the largest sweep.n_train)")
+    if not al.model_sizes(config["sweep"]["n_train"]):
+        raise ConfigError(f"selection.al_qbc: no sweep.n_train size reaches n_initial + n_calibration = "
+                          f"{al.start_budget}, the labels the loop holds before its first iteration")
 
 
 def selection_options(config: dict) -> dict:

@@ -19,6 +19,8 @@ DEVICE_KEYS = {
     "train": "training.device",
     "ml_md": "validation.device",
     "crystal_properties": "validation.device",  # a crystal system's models: equation of state, phonons, ...
+    "al_committee": "training.device",  # active learning (al_qbc): committee members are trained models
+    "al_explore": "validation.device",  # and exploration is ML-MD
 }
 
 #: cuBLAS workspace setting that makes its matrix products deterministic (CUDA >= 10.2; torch's
@@ -110,7 +112,7 @@ def routing_problems(config: dict, rule_resources: Mapping) -> tuple[list[str], 
         return [], []
     warnings, errors = [], []
     for rule, key in DEVICE_KEYS.items():
-        if rule == "crystal_properties" and not _sweeps_a_crystal(config):
+        if not _has_jobs(rule, config):
             continue  # the rule has no job in this sweep
         section, name = key.split(".")
         device = str(config.get(section, {}).get(name, "cpu"))
@@ -129,6 +131,16 @@ def routing_problems(config: dict, rule_resources: Mapping) -> tuple[list[str], 
     for rule in sorted(gpu_rules):
         warnings.append(f"the profile's set-resources give rule {rule} a GPU, but {rule} runs on the CPU only")
     return warnings, errors
+
+
+def _has_jobs(rule: str, config: Mapping) -> bool:
+    """Whether ``rule`` has jobs in this sweep: crystal_properties where a crystal is swept, the
+    active-learning rules where al_qbc is."""
+    if rule == "crystal_properties":
+        return _sweeps_a_crystal(config)
+    if rule.startswith("al_"):
+        return "al_qbc" in config.get("sweep", {}).get("methods", [])
+    return True
 
 
 def _sweeps_a_crystal(config: Mapping) -> bool:

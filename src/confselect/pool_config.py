@@ -87,8 +87,16 @@ def n_frames(config: dict, role: str, pool: str | None = None) -> int:
 def pool_top_temperature(config: dict) -> float:
     """The pool's highest temperature, K: the top of every md_ramp generator's ramp (the stress run's default
     temperature); the NVT validation temperature where the pool holds no MD."""
-    temperatures = [max(g["T_start_K"], g["T_end_K"]) for g in config["pool"].values() if g["kind"] == "md_ramp"]
-    return float(max(temperatures)) if temperatures else float(config["validation"]["md"]["temperature_K"])
+    return pool_temperature_range(config)[1]
+
+
+def pool_temperature_range(config: dict) -> list[float]:
+    """[lowest, highest] temperature of the pool's MD, K: the ends of every md_ramp generator's ramp; the NVT
+    validation temperature (both ends) where the pool holds no MD."""
+    ends = [t for g in config["pool"].values() if g["kind"] == "md_ramp" for t in (g["T_start_K"], g["T_end_K"])]
+    if not ends:
+        ends = [config["validation"]["md"]["temperature_K"]]
+    return [float(min(ends)), float(max(ends))]
 
 
 def check_pools(config: dict) -> None:

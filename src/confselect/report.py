@@ -51,7 +51,10 @@ def summary_row(model_dir, labeller: str, coverage_file, reference_npt: dict | N
                train_device=training.get("device"), train_threads=training.get("threads"),
                repulsion=training.get("repulsion"),
                label_wall_time_s=training.get("label_wall_time_s", float("nan")),
-               label_core_hours=training.get("label_core_hours", float("nan")))
+               label_core_hours=training.get("label_core_hours", float("nan")),
+               # labels paid for: the selected frames, or for al_qbc every seed, calibration and picked frame
+               n_labels=training.get("n_labels", row["n_train"]))
+    row.update({k: v for k, v in training.items() if k.startswith("al_")})
     row.update({k: errors[k] for k in ("energy_rmse_eV_atom", "force_rmse_eV_A", "force_l4_eV_A", "force_max_error_eV_A")})
     state = md.get("state_point", {})
     row.update(stable=md["stable"], md_reason=md["reason"], time_survived_fs=md["time_survived_fs"],
@@ -149,6 +152,8 @@ def plot_learning_curve(summary, path, title_prefix: str = "") -> None:
     from .comparisons import arms, seed_statistics
 
     summary = arms(summary)
+    if "n_labels" not in summary:  # a summary from before labels were counted: one label per frame
+        summary = summary.assign(n_labels=summary["n_train"])
     statistics = seed_statistics(summary)
     systems = sorted(summary["system"].unique())
     fig, axes = plt.subplots(len(systems), 2, figsize=(10, 4 * len(systems)), squeeze=False)
@@ -160,16 +165,18 @@ def plot_learning_curve(summary, path, title_prefix: str = "") -> None:
                 colour = colours[method]
                 band = statistics[(statistics["system"] == system) & (statistics["method"] == method)]
                 band = band.groupby("n_train")[[f"{column}_mean", f"{column}_low", f"{column}_high"]].mean()
+                # x: labels paid for, mean over seeds (the budget n, or fewer where an AL loop stopped early)
+                x = group.groupby("n_train")["n_labels"].mean().reindex(band.index)
                 seeds = int(group["seed"].nunique())
-                ax.plot(band.index, band[f"{column}_mean"], "-", color=colour, label=f"{method} ({seeds} seeds)")
-                ax.fill_between(band.index, band[f"{column}_low"], band[f"{column}_high"], color=colour, alpha=0.2,
+                ax.plot(x, band[f"{column}_mean"], "-", color=colour, label=f"{method} ({seeds} seeds)")
+                ax.fill_between(x, band[f"{column}_low"], band[f"{column}_high"], color=colour, alpha=0.2,
                                 linewidth=0)
                 for stable, marker in ((True, "o"), (False, "s")):
                     pick = group[group["stable"] == stable]
-                    ax.scatter(pick["n_train"], pick[column], marker=marker, facecolor=colour,
+                    ax.scatter(pick["n_labels"], pick[column], marker=marker, facecolor=colour,
                                edgecolor="black", linewidth=1.2, s=45, zorder=3)
             ax.set_xscale("log", base=2)
-            ax.set_xlabel("training configurations")
+            ax.set_xlabel("labels (training configurations; AL: seed, calibration and picked frames)")
             ax.set_ylabel(f"{label} (eV/A)")
             ax.set_title(f"{title_prefix}{system}: {label}")
             ax.grid(alpha=0.3)

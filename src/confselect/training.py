@@ -77,10 +77,11 @@ def build_model(n_atom_basis: int, n_interactions: int, n_rbf: int, cutoff_A: fl
     )
 
 
-def labelled_frames(paths, first: int | None = None):
+def labelled_frames(paths, first: int | None = None, skip: int = 0):
     """Split label files (label batches, the gathered test set, a single label) into usable frames and failure
-    records (a failure record has no energy), of the first ``first`` frames in file order (all if None).
-    ``paths`` is one file or several. A failure is named ``file@index`` (its position in the file)."""
+    records (a failure record has no energy), of the first ``first`` frames in file order (all if None),
+    leaving out the first ``skip`` of them. ``paths`` is one file or several. A failure is named
+    ``file@index`` (its position in the file)."""
     from ase.io import read
 
     good, failed, seen = [], [], 0
@@ -89,6 +90,8 @@ def labelled_frames(paths, first: int | None = None):
             if first is not None and seen >= first:
                 return good, failed
             seen += 1
+            if seen <= skip:
+                continue
             if atoms.info.get("label_status", "ok") != "ok" or atoms.calc is None:
                 failed.append(f"{path}@{i}")
             else:

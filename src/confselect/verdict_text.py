@@ -104,7 +104,29 @@ def verdict_markdown(table, comparisons, summary, settings: dict, full=None) -> 
         if full is not None and len(full):
             lines += [_upper_bound_sentence(full[(full["system"] == system) & (full["labeller"] == labeller)
                                                  & (full["pool"] == pool)]), ""]
+        if "al_qbc" in set(data["method"]):
+            lines += [_active_learning_sentence(data[data["method"] == "al_qbc"]), ""]
     return "\n".join(lines)
+
+
+def _active_learning_sentence(rows) -> str:
+    """What the AL arm paid per budget beyond its labels: labels used (seed, calibration and picks), its
+    iterations, the committees' training and the exploration (means over seeds), and early stops."""
+    parts = []
+    for n, group in rows.groupby("n_train", sort=True):
+        committee = (group["al_committee_train_time_s"].astype(float) * group["al_committee_train_threads"]
+                     .astype(float)).mean() / 3600
+        explore = group["al_exploration_wall_s"].astype(float).mean() / 3600
+        parts.append(f"n = {n}: {group['n_labels'].astype(float).mean():.3g} labels used "
+                     f"({group['al_iterations'].astype(float).mean():.2g} iterations), committee training "
+                     f"{committee:.3g} core-h, exploration {explore:.3g} h")
+    stopped = rows[rows["al_stop_reason"].fillna("").astype(str) != ""]
+    text = ("**Active learning** (al_qbc; its labels include the seed and calibration sets and every picked "
+            "frame; one-shot methods pay none of the compute below): " + "; ".join(parts) + ".")
+    if len(stopped):
+        text += (f" The loop stopped before its budget in {len(stopped)} of {len(rows)} models, e.g. "
+                 f"\"{stopped['al_stop_reason'].iloc[0]}\".")
+    return text
 
 
 def _model_sentence(data) -> str:
