@@ -10,6 +10,8 @@ rule summary:
         # crystal systems: every model's crystal observables and the teacher's
         crystal=[f"{d}/crystal.json" for d in model_dirs() if d.split("/")[1] in CRYSTAL_SYSTEMS],
         reference_crystal=[f"results/{system}/reference/crystal.json" for system in CRYSTAL_SYSTEMS],
+        # validation.uncertainty: every model's committee uncertainty on the held-out frames
+        uncertainty=[f"{d}/uncertainty.json" for d in model_dirs()] if config["validation"]["uncertainty"]["enabled"] else [],
         coverage=[  # al_qbc labels frames of its own exploration: no pool selection to cover
             f"results/{system}/selection/{pool}/{method}/seed{seed}_coverage.json"
             for system in SWEEP["systems"]

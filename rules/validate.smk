@@ -151,3 +151,26 @@ rule crystal_properties:
         "../envs/validate.yaml"
     script:
         "../workflow/scripts/crystal_properties.py"
+
+
+rule uncertainty:
+    """A model's committee uncertainty (validation.uncertainty, off by default): K members trained like it on
+    K-fold splits of its training labels, their disagreement on the held-out frames and its correlation
+    with the model's own errors there."""
+    input:
+        unpack(training_labels),
+        model="results/{system}/models/{pool}/{method}/n{n}/seed{seed}/model.pt",
+        test=test_set,
+    output:
+        "results/{system}/models/{pool}/{method}/n{n}/seed{seed}/uncertainty.json",
+    params:
+        training=training_params,
+        uncertainty=config["validation"]["uncertainty"]["committee_size"],
+        cutoff_A=config["training"]["cutoff_A"],
+    threads: config["training"]["threads"]
+    log:
+        "logs/{system}/uncertainty_{pool}_{method}_n{n}_seed{seed}.log",
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow/scripts/uncertainty.py"

@@ -59,6 +59,14 @@ def merged(**changes):
          "validation.state_point.source"),
         ({"systems.NaCl.experiment": "molten_NaCl"}, "systems.NaCl.experiment: no entry 'molten_NaCl'"),
         ({"sweep.full": {"enabled": True, "n_train": 600}}, "sweep.full.n_train = 600 exceeds the pool of 500 frames"),
+        # active learning: its seed-set method orders the pool, its seed and calibration sets fit the sweep
+        ({"sweep.methods": ["random", "al_qbc"], "selection": {"al_qbc": {"initial": "al_qbc"}}},
+         "selection.al_qbc.initial: 'al_qbc' is not a one-shot selection method"),
+        ({"sweep.methods": ["random", "al_qbc"], "sweep.n_train": [8, 16], "selection": {"al_qbc": {"n_initial": 12}}},
+         "selection.al_qbc: n_initial + n_calibration = 20 exceeds the selection length 16"),
+        ({"sweep.methods": ["random", "al_qbc"], "sweep.n_train": [8, 16], "sweep.n_select": 64,
+          "selection": {"al_qbc": {"n_initial": 12}}}, "selection.al_qbc: no sweep.n_train size reaches"),
+        ({"selection": {"al_qbc": {"committee_size": 1}}}, "selection.al_qbc: al_qbc: committee_size must be an integer >= 2"),
     ],
 )
 def test_check_config_names_the_key(changes, key):

@@ -46,12 +46,22 @@ PAPER = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
 
 
 # ------------------------------------------------------------------------------------------- routing
-def test_the_slurm_profile_gives_a_gpu_to_train_alone_and_agrees_with_paper_devices():
+def test_the_slurm_profile_gives_a_gpu_to_the_training_rules_alone_and_agrees_with_paper_devices():
     routes = PROFILE["set-resources"]
-    assert {rule for rule, resources in routes.items() if requests_gpu(resources)} == {"train"}
+    training = {rule for rule, key in DEVICE_KEYS.items() if key == "training.device"}
+    assert training == {"train", "al_committee", "uncertainty"}  # every rule that trains SchNet models
+    assert {rule for rule, resources in routes.items() if requests_gpu(resources)} == training
     config = merged_config(PAPER)
-    assert [config[s][k] for s, k in (key.split(".") for key in DEVICE_KEYS.values())] == ["cpu", "cpu", "cuda", "cpu", "cpu"]
+    assert {rule: config[key.split(".")[0]][key.split(".")[1]] for rule, key in DEVICE_KEYS.items()} == {
+        "descriptors": "cpu", "select": "cpu", "train": "cuda", "ml_md": "cpu", "crystal_properties": "cpu",
+        "al_committee": "cuda", "al_explore": "cpu", "uncertainty": "cuda"}
     assert routing_problems(config, routes) == ([], [])
+    # with active learning and the committee uncertainty switched on, the same profile still fits
+    config = merged_config(PAPER, {"sweep": {"methods": ["random", "rnd", "al_qbc"]},
+                                   "validation": {"uncertainty": {"enabled": True}}})
+    assert routing_problems(config, routes) == ([], [])
+    warnings, errors = routing_problems(config, {**routes, "al_committee": {"runtime": 60}})
+    assert len(errors) == 1 and "rule al_committee no GPU" in errors[0]
 
 
 def test_a_cuda_device_without_a_gpu_request_is_an_error_naming_key_and_rule():
@@ -105,23 +115,35 @@ def _placeholders(workdir, rule, config):
     checks its device fails with another error than the one the test expects."""
     labels = f"labels/{labeller_id(config, 'NaCl')}/selection/md/random/seed0"  # n = 4: one batch
     model = "models/md/random/n4/seed0"
+    al = "al/md/seed0/iter1"
     chain = {
         "descriptors": ["pool/md/frames.extxyz"],
         "select": ["pool/md/features.npz", "pool/md/descriptors.npy"],
         "train": ["selection/md/random/seed0.json", f"{labels}/batch0.extxyz"],
         "ml_md": [f"{model}/model.pt", f"{model}/training.json", "test/frames.extxyz", "reference/npt.json",
                   "reference/state_points.extxyz", "reference/nvt.json"],
+        "uncertainty": [f"labels/{labeller_id(config, 'NaCl')}/test/batch0.extxyz",
+                        f"labels/{labeller_id(config, 'NaCl')}/test_set.extxyz"],
+        # active learning (tiny: seed and calibration sets in batch0; a directory per committee member)
+        "al_committee": [],
+        "al_explore": [f"{al}/member0/", f"{al}/member1/"],
     }
     jobs = {
         "descriptors": ("pool/md/descriptors.npy", "descriptors_md.log"),
         "select": ("selection/md/rnd/seed0.json", "select_md_rnd_seed0.log"),
         "train": (f"{model}/model.pt", "train_md_random_n4_seed0.log"),
         "ml_md": (f"{model}/md.json", "ml_md_md_random_n4_seed0.log"),
+        "uncertainty": (f"{model}/uncertainty.json", "uncertainty_md_random_n4_seed0.log"),
+        "al_committee": (f"{al}/member0", "al_committee_md_seed0_iter1_member0.log"),
+        "al_explore": (f"{al}/exploration.json", "al_explore_md_seed0_iter1.log"),
     }
     for step in list(chain)[: list(chain).index(rule) + 1]:
         for name in chain[step]:
             text = '{"indices": [0, 1, 2, 3]}' if name.startswith("selection/") else "placeholder\n"
             path = workdir / "results" / "NaCl" / name
+            if name.endswith("/"):  # a directory output
+                path.mkdir(parents=True, exist_ok=True)
+                continue
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
     target, log = jobs[rule]
@@ -136,7 +158,9 @@ def test_each_script_stops_on_cuda_naming_its_key_before_reading_input(tmp_path,
     """Real torch, no GPU: the job fails with resolve_device's message for its own config key."""
     key = DEVICE_KEYS[rule]
     section, name = key.split(".")
-    override = {section: {name: "cuda"}, "sweep": {"methods": ["random", "rnd"], "n_train": [4]}}
+    override = {section: {name: "cuda"}, "sweep": {"methods": ["random", "rnd", "al_qbc"], "n_train": [4, 6]}}
+    if rule == "uncertainty":
+        override["validation"] = {"uncertainty": {"enabled": True}}
     cuda = tmp_path / "cuda.yaml"
     cuda.write_text(yaml.safe_dump(override))
     workdir = tmp_path / "run"

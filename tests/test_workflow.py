@@ -331,3 +331,26 @@ def test_a_changed_al_setting_replans_its_iterations_and_nothing_else(tiny_run, 
         "summary": 1, "learning_curve": 1, "observables_report": 1, "density_report": 1, "verdict": 1,
         "pool_comparison": 1, "report_page": 1, "all": 1,
     }  # fmt: skip
+
+
+def test_committee_uncertainty_of_one_shot_and_al_models(tiny_run, tmp_path):
+    """validation.uncertainty: a committee trained like the model on its labels gives any model (one-shot or
+    AL) a disagreement on the held-out frames, beside its errors in the summary row."""
+    from confselect.report import summary_row
+
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    override = tmp_path / "uncertainty.yaml"
+    override.write_text(yaml.safe_dump({"validation": {"uncertainty": {"enabled": True, "committee_size": 2}}}))
+    models = [workdir / f"results/NaCl/models/md/{method}/n8/seed0" for method in ("random", "al_qbc")]
+    out = snakemake(workdir, *[str(m / "uncertainty.json") for m in models], configfiles=(TINY, override)).stdout
+    assert planned_jobs(out) == {"uncertainty": 2}, out[-3000:]
+    for model in models:
+        result = json.loads((model / "uncertainty.json").read_text())
+        assert result["committee_size"] == 2 and result["n_frames"] == 4
+        assert result["mean_rho_eV"] > 0 and result["mean_force_disagreement_max_eV_A"] >= \
+            result["mean_force_disagreement_mean_eV_A"] > 0
+        assert -1 <= result["energy_error_spearman"] <= 1 and result["committee_train_time_s"] > 0
+        row = summary_row(model, "classical", model / "none.json", uncertainty=True)
+        assert row["uncertainty_mean_rho_eV"] == result["mean_rho_eV"]
+        assert "uncertainty_mean_rho_eV" not in summary_row(model, "classical", model / "none.json")

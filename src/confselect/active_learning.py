@@ -168,3 +168,20 @@ def al_model_record(labels: ALLabels, records) -> dict:
     ones included), the calibration set, and what the loop cost and did (:func:`loop_summary`)."""
     return {"n_labels": labels.n_labels, "n_calibration": len(labels.calibration) + len(labels.calibration_failed),
             "n_picked": int(sum(labels.n_picks)), **loop_summary(records)}
+
+
+def arm_training_set(inputs, method: str, n: int, al_knobs: dict | None) -> tuple[list, list, dict, list]:
+    """The training set of an arm's model at size ``n`` from its rule's inputs (``labels``: the selection's
+    label batches; for al_qbc ``seed``, ``picks`` and ``records``): (frames, failure names, the AL columns
+    of training.json, labels paid for but not trained on).  ``al_knobs``: ``selection.al_qbc``."""
+    from .jobs import read_json
+    from .selection import make_selector
+    from .training import failure_record_at, labelled_frames
+
+    if method != "al_qbc":
+        frames, failed = labelled_frames(inputs.labels, first=int(n))  # the batches may hold more
+        return frames, failed, {}, []
+    al = make_selector("al_qbc", **(al_knobs or {}))
+    labels = al_labels(inputs.seed, inputs.picks, al.n_initial, al.n_calibration)
+    paid = [*labels.calibration, *(failure_record_at(name) for name in labels.calibration_failed)]
+    return labels.train, labels.train_failed, al_model_record(labels, [read_json(p) for p in inputs.records]), paid

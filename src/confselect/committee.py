@@ -42,6 +42,41 @@ def member_seed(seed: int, member: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(member)]).generate_state(1)[0] % (2**31 - 1))
 
 
+def train_member(frames, member: int, size: int, seed: int, training: dict, workdir):
+    """Train committee member ``member`` of ``size`` on its folds of ``frames`` with the deployed model's
+    ``training`` settings (the config's section, threads included) into ``workdir``; returns (model, record)
+    with the record holding the member, its training rows and the trainer's record."""
+    from .training import SchNetTrainer
+
+    rows = member_training_indices(len(frames), size, seed)[member]
+    trainer = SchNetTrainer(**{**training, "seed": member_seed(seed, member)})
+    model = trainer.fit([frames[i] for i in rows], workdir)
+    return model, {"member": member, "training_rows": rows.tolist(), "n_training_labels": len(frames), **trainer.record}
+
+
+def model_uncertainty(members, model, frames) -> dict:
+    """A model's committee uncertainty on labelled ``frames`` (the held-out set): the members' mean
+    disagreement (:func:`disagreement`) and its Spearman correlation with the model's own errors, 003's
+    |E - E_ref| / sqrt(N) (eV) against rho and the largest per-atom force error against the largest per-atom
+    force disagreement.  ``members``, ``model``: ASE calculators."""
+    from scipy.stats import spearmanr
+
+    n_atoms = [len(a) for a in frames]
+    spread = disagreement(*predict(members, frames), n_atoms)
+    energies, forces = predict([model], frames)
+    errors = committee_errors(energies, forces, [a.get_potential_energy() for a in frames],
+                              [a.get_forces() for a in frames], n_atoms)
+    out = {"n_frames": len(frames), "committee_size": len(members)}
+    for key, values in spread.items():
+        out[f"mean_{key}"] = float(np.nanmean(values)) if np.isfinite(values).any() else math.nan
+    for name, (value, error) in {"energy": ("rho_eV", "energy_error_eV"),
+                                 "force": ("force_disagreement_max_eV_A", "force_error_max_eV_A")}.items():
+        keep = np.isfinite(spread[value]) & np.isfinite(errors[error])
+        out[f"{name}_error_spearman"] = (float(spearmanr(spread[value][keep], errors[error][keep])[0])
+                                         if keep.sum() > 2 and np.ptp(spread[value][keep]) > 0 else math.nan)
+    return out
+
+
 def disagreement(energies, forces, n_atoms) -> dict:
     """Disagreement per frame from the members' predictions: ``energies`` (K, F) eV, ``forces`` a list of
     F arrays (K, N_f, 3) eV/A (frames may differ in size), ``n_atoms`` (F,).  Arrays of :data:`DISAGREEMENT_KEYS`.

@@ -21,6 +21,7 @@ DEVICE_KEYS = {
     "crystal_properties": "validation.device",  # a crystal system's models: equation of state, phonons, ...
     "al_committee": "training.device",  # active learning (al_qbc): committee members are trained models
     "al_explore": "validation.device",  # and exploration is ML-MD
+    "uncertainty": "training.device",  # validation.uncertainty: a committee per model
 }
 
 #: cuBLAS workspace setting that makes its matrix products deterministic (CUDA >= 10.2; torch's
@@ -135,11 +136,13 @@ def routing_problems(config: dict, rule_resources: Mapping) -> tuple[list[str], 
 
 def _has_jobs(rule: str, config: Mapping) -> bool:
     """Whether ``rule`` has jobs in this sweep: crystal_properties where a crystal is swept, the
-    active-learning rules where al_qbc is."""
+    active-learning rules where al_qbc is, uncertainty where validation.uncertainty is enabled."""
     if rule == "crystal_properties":
         return _sweeps_a_crystal(config)
     if rule.startswith("al_"):
         return "al_qbc" in config.get("sweep", {}).get("methods", [])
+    if rule == "uncertainty":
+        return bool(config.get("validation", {}).get("uncertainty", {}).get("enabled"))
     return True
 
 

@@ -25,7 +25,7 @@ def model_key(model_dir) -> dict:
 
 def summary_row(model_dir, labeller: str, coverage_file, reference_npt: dict | None = None,
                 experiment: dict | None = None, labeller_md: dict | None = None,
-                reference_crystal: dict | None = None) -> dict:
+                reference_crystal: dict | None = None, uncertainty: bool = False) -> dict:
     """Everything known about one model, flat, with units in the column names.
 
     ``reference_npt``: the reference's NPT densities (``runs`` of ``reference/npt.json``); with it, the
@@ -39,6 +39,7 @@ def summary_row(model_dir, labeller: str, coverage_file, reference_npt: dict | N
     system; with it, the model's ``crystal.json`` gives the relative errors of the lattice constant, bulk
     modulus, C11, C12, C44 and vacancy formation energy, the phonon RMS error (THz) and, per NPT
     temperature, the relative error of the lattice parameter. Those columns are blank (NaN) for a liquid.
+    ``uncertainty``: add the model's committee uncertainty (``uncertainty.json``) as ``uncertainty_...`` columns.
     """
     model_dir = Path(model_dir)
     row = model_key(model_dir)
@@ -83,6 +84,10 @@ def summary_row(model_dir, labeller: str, coverage_file, reference_npt: dict | N
         if experiment:
             row.update(experiment_errors(row, runs, md, experiment))
     row.update(crystal_errors(model_dir, reference_crystal, row))
+    if uncertainty:  # validation.uncertainty: the committee's disagreement beside the errors it should track
+        committee = read_json(model_dir / "uncertainty.json")
+        row.update({f"uncertainty_{k}": (float("nan") if v is None else v) for k, v in committee.items()
+                    if k.startswith("mean_") or k.endswith("_spearman") or k in ("committee_size", "committee_train_time_s")})
     # the upper-bound arm has no coverage file: it covers the whole pool by construction
     coverage = read_json(coverage_file).get(str(row["n_train"]), {}) if Path(coverage_file).exists() else {}
     for key, value in coverage.items():

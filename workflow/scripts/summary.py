@@ -19,7 +19,7 @@ for info in snakemake.input.training:
     coverage = f"results/{key['system']}/selection/{key['pool']}/{key['method']}/seed{key['seed']}_coverage.json"
     rows.append(summary_row(model_dir, snakemake.params.labellers[key["system"]], coverage, reference_npt[key["system"]],
                             snakemake.params.experiments[key["system"]], labeller_md.get(key["system"]),
-                            crystal.get(key["system"])))
+                            crystal.get(key["system"]), uncertainty=bool(snakemake.input.uncertainty)))
 summary = pd.DataFrame(rows).sort_values(["system", "pool", "method", "n_train", "seed"])
 summary.to_csv(snakemake.output[0], index=False)
 print(summary.to_string(index=False), flush=True)
