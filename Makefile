@@ -7,7 +7,7 @@ CORES ?= 2
 # Debian packages: cp2k (DFT labels, real CP2K test), slurm (live-cluster test), chromium (report page test).
 DEBIAN_PACKAGES := cp2k cp2k-data slurmctld slurmd slurm-client chromium
 
-.PHONY: demo metal test venv debian report clean
+.PHONY: demo metal active-learning test venv debian report clean
 
 venv: $(VENV)/.installed
 
@@ -47,6 +47,10 @@ demo: venv
 # The bulk-metal demo (config/metal.yaml: Cu, three pool recipes) in its own directory, metal/.
 metal: venv
 	@$(call timed_run,metal/results,--configfile $(CURDIR)/config/metal.yaml --directory metal)
+
+# Active learning (al_qbc) against random and RND at equal labels over seeds (config/active_learning.yaml), in al/.
+active-learning: venv
+	@$(call timed_run,al/results,--configfile $(CURDIR)/config/active_learning.yaml --directory al)
 
 # The report page of the last run, and a screenshot of it (headless Chromium) to check it renders; no
 # Debian packages are installed for it (a cluster login node may have no chromium: the page is still made).

@@ -198,7 +198,8 @@ def test_trajectories_stop_at_their_first_uncertain_frame():
     assert [r["uncertain"] for r in records] == [True, True] and checked == 2
     assert [r["time_fs"] for r in records] == [10.0, 10.0]  # the first check after the start
     assert all(r["stop_reason"].startswith("uncertain") for r in records)
-    assert all(c.calc is None and c.info["rho_eV"] > 0 for c in candidates)
+    assert all(c.calc is None and c.info["rho_eV"] > 0 and c.info["force_disagreement_max_eV_A"] >= c.info[
+        "force_disagreement_mean_eV_A"] > 0 for c in candidates)  # every measure recorded
     records, candidates, checked = _explore(members, threshold=1e6)  # nothing is uncertain
     assert not candidates and checked == 2 * 20 and all(r["time_fs"] == 200.0 for r in records)
 
@@ -232,3 +233,32 @@ def test_an_iteration_without_uncertain_frames_stops_the_loop_with_its_reason():
     values = disagreement(*predict(members, pool[:5]), [len(a) for a in pool[:5]])["rho_eV"]
     assert [p.info["pool_index"] for p in picks] == list(np.argsort(-values)[:2])
     assert record["n_checked"] == 5 and not record["stopped"]
+
+
+def test_failed_labels_count_as_paid_and_are_not_trained_on(tmp_path):
+    """A label that fails (a failure record in the label batch) is left out of training and of calibration
+    but counted in the AL arm's labels: the loop pays for it."""
+    from ase.io import write
+
+    from confselect.active_learning import al_labels
+    from confselect.labelling import LabelFailure, failure_record
+
+    def labelled(seed):
+        atoms = _cu(seed)
+        atoms.calc = EMT()
+        atoms.get_forces()
+        atoms.info["label_wall_time_s"] = 1.0
+        return atoms
+
+    seed_file, picks_file = tmp_path / "batch0.extxyz", tmp_path / "picks0.extxyz"
+    # seed set (2), calibration set (2), and a frame beyond them that the batch also holds
+    write(seed_file, [labelled(0), failure_record(_cu(1), "emt", LabelFailure("SCF did not converge")),
+                      labelled(2), failure_record(_cu(3), "emt", LabelFailure("SCF did not converge")),
+                      labelled(4)], format="extxyz")
+    write(picks_file, [labelled(5), failure_record(_cu(6), "emt", LabelFailure("timeout", transient=True))],
+          format="extxyz")
+    labels = al_labels([seed_file], [picks_file], n_initial=2, n_calibration=2)
+    assert len(labels.train) == 2 and len(labels.train_failed) == 2  # frame 0 and the first pick; 1 and 6 failed
+    assert len(labels.calibration) == 1 and len(labels.calibration_failed) == 1
+    assert labels.n_labels == 2 + 2 + 2 and labels.n_picks == [2]
+    assert all(a.calc is not None for a in labels.train + labels.calibration)

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from .committee import disagreement, predict
+from .committee import DISAGREEMENT_KEYS, disagreement, predict
 
 #: stop reasons of an exploration trajectory
 UNCERTAIN = "uncertain"
@@ -50,6 +50,7 @@ class UncertaintyStop:
             return NONFINITE_DISAGREEMENT
         if value > self.threshold:
             self.frame, self.value = frame, value
+            self.measures = {k: float(self.calculator.results[k]) for k in DISAGREEMENT_KEYS}
             return f"{UNCERTAIN}: {self.key} {value:.4g} > {self.threshold:.4g}"
         return None
 
@@ -88,7 +89,7 @@ def explore_md(committee, starts, temperatures_K, threshold: float, key: str, du
             frame.calc = None
             frame.set_momenta(None)
             frame.wrap()
-            frame.info = {key: stop.value, "al_trajectory": j, "al_start": label,
+            frame.info = {**stop.measures, "al_trajectory": j, "al_start": label,
                           "temperature_K": float(temperature), "time_fs": float(stop.frame.info.get("time_fs", 0.0))}
             candidates.append(frame)
         log(f"trajectory {j + 1}/{len(starts)} at {temperature:.0f} K from {label}: {records[-1]['stop_reason']} "
@@ -101,13 +102,14 @@ def explore_pool(members, frames, pool_indices, threshold: float, key: str):
     returns (record, candidates above the threshold with ``pool_index`` and the disagreement in ``info``,
     number of frames checked)."""
     energies, forces = predict(members, frames)
-    values = disagreement(energies, forces, [len(a) for a in frames])[key]
+    spread = disagreement(energies, forces, [len(a) for a in frames])
+    values = spread[key]
     finite = np.isfinite(values)
     candidates = []
     for i in np.flatnonzero(finite & (values > threshold)):
         frame = frames[i].copy()
         frame.calc = None
-        frame.info = {key: float(values[i]), "pool_index": int(pool_indices[i])}
+        frame.info = {**{k: float(v[i]) for k, v in spread.items()}, "pool_index": int(pool_indices[i])}
         candidates.append(frame)
     record = {"frames": len(frames), "nonfinite": int((~finite).sum()), "uncertain": len(candidates),
               "max_value": float(values[finite].max()) if finite.any() else None}

@@ -3,6 +3,7 @@
     python -m confselect.readme README.md                 # after `make demo`: results/report/
     python -m confselect.readme README.md --results DIR   # another run's report directory
     python -m confselect.readme README.md --metal metal/results/report   # after `make metal`
+    python -m confselect.readme README.md --al al/results/report          # after `make active-learning`
 
 Each generated block sits between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``:
 ``summary`` (per method and size, from ``summary.csv``), ``verdict`` (``verdict.md`` without its title) and
@@ -10,6 +11,9 @@ Each generated block sits between ``<!-- results:NAME -->`` and ``<!-- /results:
 run started from an empty ``results/``).
 With ``--metal``, the bulk-metal demo's blocks instead: ``metal_time``, ``metal_summary`` (per pool recipe,
 method and size: errors, stability and crystal observables) and ``metal_pools`` (``pools.md`` without its
+title).
+With ``--al``, the active-learning comparison's blocks: ``al_time``, ``al_summary`` (per method and size: labels
+used, errors, stability and what the labels and the loop cost) and ``al_verdict`` (``verdict.md`` without its
 title).
 ``benchmarks/tables.py`` fills the ``bench:NAME`` blocks the same way (:func:`replace_block`).
 """
@@ -106,6 +110,43 @@ def update_metal(readme: Path, results: Path) -> None:
     readme.write_text(text)
 
 
+def al_table(summary) -> str:
+    """Per (method, n): labels used, force L4 error (mean [95 % t-interval] over seeds), stable NVT and NPT
+    runs, labeller core-hours and, for al_qbc, the loop's own compute (committee core-hours + exploration
+    hours), means over seeds."""
+    from .comparisons import cost_table
+
+    cost = cost_table(summary).set_index(["method", "n_train"])
+    lines = ["| method | n | seeds | labels used | force L4 (eV/A) | NVT stable | NPT stable | labeller core-h "
+             "| AL committee + exploration h |", "|" + " --- |" * 9]
+    for (method, n), group in summary.groupby(["method", "n_train"], sort=True):
+        k, row = len(group), cost.loc[(method, n)].iloc[0] if cost.loc[(method, n)].ndim > 1 else cost.loc[(method, n)]
+        loop = float(row["al_committee_core_hours"]) + float(row["al_exploration_hours"])
+        lines.append(f"| {method} | {n} | {k} | {group['n_labels'].astype(float).mean():.3g} "
+                     f"| {_cell(group['force_l4_eV_A'])} | {int(group['stable'].astype(bool).sum())} of {k} "
+                     f"| {int(group['npt_stable'].astype(bool).sum())} of {k} | {float(row['label_core_hours']):.3g} "
+                     f"| {loop:.3g} |")
+    return "\n".join(lines)
+
+
+def update_al(readme: Path, results: Path) -> None:
+    import json
+
+    import pandas as pd
+
+    text = readme.read_text()
+    timing = results / "demo_time.json"
+    sentence = (demo_time_text(json.loads(timing.read_text()), "active-learning", "al/results")
+                if timing.exists() else None)
+    if sentence is not None:
+        text = replace_block(text, "results:al_time", sentence, str(readme))
+    text = replace_block(text, "results:al_summary", al_table(pd.read_csv(results / "summary.csv")), str(readme))
+    verdict = (results / "verdict.md").read_text().split("\n", 1)[1].lstrip("\n")
+    text = replace_block(text, "results:al_verdict", re.sub(r"^#+ (.*)$", r"**\1**", verdict, flags=re.M),
+                         str(readme))
+    readme.write_text(text)
+
+
 def update(readme: Path, results: Path) -> None:
     import json
 
@@ -132,9 +173,12 @@ def main(argv=None) -> None:
     parser.add_argument("readme", type=Path)
     parser.add_argument("--results", type=Path, default=Path("results/report"))
     parser.add_argument("--metal", type=Path, default=None, help="the metal demo's report directory")
+    parser.add_argument("--al", type=Path, default=None, help="the active-learning comparison's report directory")
     args = parser.parse_args(argv)
     if args.metal is not None:
         update_metal(args.readme, args.metal)
+    elif args.al is not None:
+        update_al(args.readme, args.al)
     else:
         update(args.readme, args.results)
 
