@@ -57,3 +57,25 @@ def test_ml_md_hours_not_recorded_stay_unknown_not_zero():
                              "label_core_hours": 1.0, "train_time_s": 60.0, "train_threads": 1,
                              "md_wall_s": math.nan, "npt_wall_s": math.nan}])
     assert math.isnan(cost_table(summary).iloc[0]["mlmd_hours"])
+
+
+def test_cost_table_charges_the_al_loop_to_its_arm_alone():
+    """al_qbc pays for its committees (core-hours on the CPU, GPU-hours on CUDA) and its exploration; a one-shot
+    arm pays none; labels used are n_labels (fewer than n where the loop stopped early)."""
+    common = {"system": "NaCl", "labeller": "x", "n_train": 32, "label_core_hours": 1.0, "train_time_s": 60.0,
+              "train_threads": 1, "md_wall_s": 1.0, "npt_wall_s": 1.0}
+    summary = pd.DataFrame([
+        {**common, "method": "random", "seed": 0, "n_labels": 32},
+        {**common, "method": "al_qbc", "seed": 0, "n_labels": 32, "al_committee_train_time_s": 7200.0,
+         "al_committee_train_threads": 2, "al_committee_train_device": "cpu", "al_exploration_wall_s": 1800.0},
+        {**common, "method": "al_qbc", "seed": 1, "n_labels": 28, "al_committee_train_time_s": 3600.0,
+         "al_committee_train_threads": 1, "al_committee_train_device": "cuda", "al_exploration_wall_s": 3600.0},
+    ])
+    table = cost_table(summary).set_index("method")
+    assert table.loc["random", "al_committee_core_hours"] == 0 and table.loc["random", "al_exploration_hours"] == 0
+    assert table.loc["random", "al_committee_gpu_hours"] == 0 and table.loc["random", "n_labels"] == 32
+    assert table.loc["al_qbc", "n_labels"] == 30
+    # seed 0: 2 h x 2 threads on the CPU; seed 1 on CUDA: its hour is GPU time, not CPU core time
+    assert table.loc["al_qbc", "al_committee_gpu_hours"] == pytest.approx(0.5)
+    assert table.loc["al_qbc", "al_exploration_hours"] == pytest.approx(0.75)
+    assert table.loc["al_qbc", "al_committee_core_hours"] == pytest.approx(4.0)  # mean over the CPU seed alone

@@ -253,3 +253,55 @@ def test_a_method_that_never_reaches_a_target_the_baseline_reaches_gets_an_upper
     assert f"random needs {bound}x as many" in text and f"ratio {bound}" in text
     assert slow["ratio_low"] == slow["ratio_high"] == 0  # in every resampling too: the interval's ends are bounds
     assert f"as many, [<{base['n_to_target'] / 32:.2g}, <" in text and "[0, 0]" not in text
+
+
+def _with_active_learning(summary, stopped_seed=None):
+    """``summary`` plus an al_qbc arm (the 'random' rows relabelled) that paid its loop: 1 h of committee
+    training on 2 threads and 0.5 h of exploration per model; one seed's loop stopped before its budget."""
+    al = summary[summary["method"] == "random"].copy()
+    al["method"] = "al_qbc"
+    al["n_labels"] = al["n_train"]
+    al["al_iterations"] = 2
+    al["al_committee_train_time_s"], al["al_committee_train_threads"] = 3600.0, 2
+    al["al_committee_train_device"], al["al_exploration_wall_s"] = "cpu", 1800.0
+    al["al_stop_reason"] = ""
+    if stopped_seed is not None:
+        late = (al["seed"] == stopped_seed) & (al["n_train"] == al["n_train"].max())
+        al.loc[late, "al_stop_reason"] = "no uncertain frame among 40 explored"
+        al.loc[late, "n_labels"] = al.loc[late, "n_train"] - 4
+    return pd.concat([summary.assign(n_labels=summary["n_train"]), al], ignore_index=True)
+
+
+def test_the_verdict_bills_active_learning_for_its_loop():
+    summary = _with_active_learning(synthetic({"random": 1.0, "rnd": 2.0}, range(3), np.random.default_rng(2),
+                                              sizes=[8, 16, 32]), stopped_seed=1)
+    text = verdict_markdown(labels_to_target(summary, TARGETS, n_bootstrap=100), paired_comparisons(summary),
+                            summary, SETTINGS)
+    line = next(l for l in text.splitlines() if l.startswith("**Active learning**"))
+    assert "n = 8: 8 labels used (2 iterations), committee training 2 core-h, exploration 0.5 h" in line
+    assert "n = 32: 30.7 labels used" in line  # one seed stopped 4 labels short
+    assert "stopped before its budget in 1 of 9 models" in line and "no uncertain frame among 40" in line
+    plain = summary[summary["method"] != "al_qbc"]
+    assert "Active learning" not in verdict_markdown(labels_to_target(plain, TARGETS, n_bootstrap=100),
+                                                     paired_comparisons(plain), plain, SETTINGS)
+
+
+def test_the_readme_al_blocks_are_regenerated_from_a_run(tmp_path):
+    from confselect.readme import update_al
+
+    summary = _with_active_learning(synthetic({"random": 1.0, "rnd": 4.0}, range(3), np.random.default_rng(9),
+                                              sizes=[8, 16, 32]))
+    summary.to_csv(tmp_path / "summary.csv", index=False)
+    write_verdict(summary, tmp_path, SETTINGS)
+    readme = tmp_path / "README.md"
+    readme.write_text("".join(f"<!-- results:{tag} -->\nold\n<!-- /results:{tag} -->\n"
+                              for tag in ("al_time", "al_summary", "al_verdict")))
+    update_al(readme, tmp_path)
+    text = readme.read_text()
+    assert "old\n<!-- /results:al_summary" not in text and "old\n<!-- /results:al_verdict" not in text
+    assert "old\n<!-- /results:al_time" in text  # no timing record: the block is left alone
+    al = next(l for l in text.splitlines() if l.startswith("| al_qbc | 16 |"))
+    rnd = next(l for l in text.splitlines() if l.startswith("| rnd | 16 |"))
+    # per model: 1 h x 2 threads of committee training (2 core-h) + 0.5 h of exploration; nothing for RND
+    assert al.endswith("| 2.5 |") and rnd.endswith("| 0 |")
+    assert "**Active learning**" in text

@@ -126,8 +126,6 @@ def cost_table(summary):
     threads), ML-MD hours (NVT and NPT runs, wall time, with the device they ran on) and what only an
     active-learning arm pays: its committees' training (core- or GPU-hours, like training) and its
     exploration jobs (hours of wall time); 0 for a one-shot method."""
-    import pandas as pd
-
     data = with_pool(summary).copy()
     for column in ("label_core_hours", "train_time_s", "train_threads", "md_wall_s", "npt_wall_s",
                    "al_committee_train_time_s", "al_committee_train_threads", "al_exploration_wall_s"):

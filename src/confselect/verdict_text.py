@@ -114,12 +114,14 @@ def _active_learning_sentence(rows) -> str:
     iterations, the committees' training and the exploration (means over seeds), and early stops."""
     parts = []
     for n, group in rows.groupby("n_train", sort=True):
-        committee = (group["al_committee_train_time_s"].astype(float) * group["al_committee_train_threads"]
-                     .astype(float)).mean() / 3600
+        on_gpu = group.get("al_committee_train_device", "cpu").fillna("cpu").astype(str).str.startswith("cuda")
+        seconds = group["al_committee_train_time_s"].astype(float)
+        core = (seconds * group["al_committee_train_threads"].astype(float))[~on_gpu].sum() / 3600 / len(group)
+        gpu = seconds[on_gpu].sum() / 3600 / len(group)
         explore = group["al_exploration_wall_s"].astype(float).mean() / 3600
         parts.append(f"n = {n}: {group['n_labels'].astype(float).mean():.3g} labels used "
                      f"({group['al_iterations'].astype(float).mean():.2g} iterations), committee training "
-                     f"{committee:.3g} core-h, exploration {explore:.3g} h")
+                     f"{core:.3g} core-h" + (f" + {gpu:.3g} GPU-h" if gpu else "") + f", exploration {explore:.3g} h")
     stopped = rows[rows["al_stop_reason"].fillna("").astype(str) != ""]
     text = ("**Active learning** (al_qbc; its labels include the seed and calibration sets and every picked "
             "frame; one-shot methods pay none of the compute below): " + "; ".join(parts) + ".")
