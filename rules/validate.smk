@@ -171,6 +171,6 @@ rule uncertainty:
     log:
         "logs/{system}/uncertainty_{pool}_{method}_n{n}_seed{seed}.log",
     conda:
-        "../envs/train.yaml"
+        "../envs/validate.yaml"  # it trains like train and evaluates like test_errors
     script:
         "../workflow/scripts/uncertainty.py"

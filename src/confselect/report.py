@@ -181,7 +181,7 @@ def plot_learning_curve(summary, path, title_prefix: str = "") -> None:
                     ax.scatter(pick["n_labels"], pick[column], marker=marker, facecolor=colour,
                                edgecolor="black", linewidth=1.2, s=45, zorder=3)
             ax.set_xscale("log", base=2)
-            ax.set_xlabel("labels (training configurations; AL: seed, calibration and picked frames)")
+            ax.set_xlabel("labels (al_qbc: seed + calibration + picks)")
             ax.set_ylabel(f"{label} (eV/A)")
             ax.set_title(f"{title_prefix}{system}: {label}")
             ax.grid(alpha=0.3)
