@@ -185,7 +185,7 @@ def training_params(wildcards):
     if AL.iterations_up_to(SWEEP["n_train"], wildcards.n):
         return {**training, "al_qbc": AL_OPTIONS}
     # the loop's first model trains on the seed set alone: only the knobs that choose it
-    return {**training, "al_qbc": {k: v for k, v in AL_OPTIONS.items() if k in ("initial", "n_initial", "n_calibration", "criterion", "threshold_eV", "threshold_eV_A")}}
+    return {**training, "al_qbc": {k: v for k, v in AL_OPTIONS.items() if k in AL.SEED_SET_KNOBS}}
 
 
 # Active learning (al_qbc, rules/active_learning.smk): its knobs, label schedule and the files of each iteration.

@@ -82,6 +82,9 @@ class ActiveLearningQBC(Selector):
     requires = ()
     #: run by the workflow's active-learning rules, not by the select rule
     iterative = True
+    #: the knobs that decide the seed and calibration sets (and, for the threshold's check, the criterion):
+    #: all a model trained before the first iteration depends on
+    SEED_SET_KNOBS = ("initial", "n_initial", "n_calibration", "criterion", "threshold_eV", "threshold_eV_A")
 
     def __init__(self, seed: int = 0, committee_size: int = 5, initial: str = "random", n_initial: int = 8,
                  n_calibration: int = 8, frames_per_iteration: int | None = None, explore: str = "md",
