@@ -227,11 +227,11 @@ def test_an_iteration_without_uncertain_frames_stops_the_loop_with_its_reason():
     assert later["skipped"] and later["stopped_at"] == 1 and later["stop_reason"] == record["stop_reason"]
     # pool ranking instead of MD: the most uncertain unlabelled pool frames, labelled ones left out
     al = make_selector("al_qbc", n_initial=2, n_calibration=0, threshold_eV=0.0, explore="pool")
-    pool = [_cu(s, 0.02 * (1 + s)) for s in range(6)]
+    pool = [_cu(s, 0.02 * (1 + s)) for s in range(6)][::-1]  # the members disagree most on the last frames
     record, picks = run_iteration(al, iteration, members, CommitteeCalculator(members), [], pool, {5}, LIMITS,
                                   [500.0, 900.0])
     values = disagreement(*predict(members, pool[:5]), [len(a) for a in pool[:5]])["rho_eV"]
-    assert [p.info["pool_index"] for p in picks] == list(np.argsort(-values)[:2])
+    assert [p.info["pool_index"] for p in picks] == list(np.argsort(-values)[:2]) != [0, 1]
     assert record["n_checked"] == 5 and not record["stopped"]
 
 
