@@ -295,11 +295,10 @@ def test_the_readme_al_blocks_are_regenerated_from_a_run(tmp_path):
     write_verdict(summary, tmp_path, SETTINGS)
     readme = tmp_path / "README.md"
     readme.write_text("".join(f"<!-- results:{tag} -->\nold\n<!-- /results:{tag} -->\n"
-                              for tag in ("al_time", "al_summary", "al_verdict")))
+                              for tag in ("al_summary", "al_verdict")))
     update_al(readme, tmp_path)
     text = readme.read_text()
-    assert "old\n<!-- /results:al_summary" not in text and "old\n<!-- /results:al_verdict" not in text
-    assert "old\n<!-- /results:al_time" in text  # no timing record: the block is left alone
+    assert "old" not in text
     al = next(l for l in text.splitlines() if l.startswith("| al_qbc | 16 |"))
     rnd = next(l for l in text.splitlines() if l.startswith("| rnd | 16 |"))
     # per model: 1 h x 2 threads of committee training (2 core-h) + 0.5 h of exploration; nothing for RND

@@ -12,7 +12,7 @@ run started from an empty ``results/``).
 With ``--metal``, the bulk-metal demo's blocks instead: ``metal_time``, ``metal_summary`` (per pool recipe,
 method and size: errors, stability and crystal observables) and ``metal_pools`` (``pools.md`` without its
 title).
-With ``--al``, the active-learning comparison's blocks: ``al_time``, ``al_summary`` (per method and size: labels
+With ``--al``, the active-learning comparison's blocks: ``al_summary`` (per method and size: labels
 used, errors, stability and what the labels and the loop cost) and ``al_verdict`` (``verdict.md`` without its
 title).
 ``benchmarks/tables.py`` fills the ``bench:NAME`` blocks the same way (:func:`replace_block`).
@@ -130,16 +130,9 @@ def al_table(summary) -> str:
 
 
 def update_al(readme: Path, results: Path) -> None:
-    import json
-
     import pandas as pd
 
     text = readme.read_text()
-    timing = results / "demo_time.json"
-    sentence = (demo_time_text(json.loads(timing.read_text()), "active-learning", "al/results")
-                if timing.exists() else None)
-    if sentence is not None:
-        text = replace_block(text, "results:al_time", sentence, str(readme))
     text = replace_block(text, "results:al_summary", al_table(pd.read_csv(results / "summary.csv")), str(readme))
     verdict = (results / "verdict.md").read_text().split("\n", 1)[1].lstrip("\n")
     text = replace_block(text, "results:al_verdict", re.sub(r"^#+ (.*)$", r"**\1**", verdict, flags=re.M),
