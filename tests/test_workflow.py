@@ -344,7 +344,7 @@ def test_committee_uncertainty_of_one_shot_and_al_models(tiny_run, tmp_path):
     override.write_text(yaml.safe_dump({"validation": {"uncertainty": {"enabled": True, "committee_size": 2}}}))
     models = [workdir / f"results/NaCl/models/md/{method}/n8/seed0" for method in ("random", "al_qbc")]
     # (an option first: it ends --configfile's list of files)
-    out = snakemake(workdir, "--keep-going", *[str(m / "uncertainty.json") for m in models],
+    out = snakemake(workdir, "--keep-going", *[str((m / "uncertainty.json").relative_to(workdir)) for m in models],
                     configfiles=(TINY, override)).stdout
     assert planned_jobs(out) == {"uncertainty": 2}, out[-3000:]
     for model in models:
