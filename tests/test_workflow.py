@@ -172,7 +172,7 @@ def test_report_html_contains_figure(tiny_run):
     snakemake(tiny_run, "--report", "results/report/report.html")
     html = (tiny_run / "results/report/report.html").read_text(errors="replace")
     for name in ("learning_curve.png", "rdf.png", "density.png", "summary.csv", "diffusion.csv", "conductivity.csv",
-                 "density.csv", "verdict.md", "stability.png", "time_survived.png"):
+                 "density.csv", "verdict.md", "stability.png", "time_survived.png", "al_calibration.png"):
         assert name in html, name
 
 
