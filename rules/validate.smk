@@ -165,7 +165,7 @@ rule uncertainty:
         "results/{system}/models/{pool}/{method}/n{n}/seed{seed}/uncertainty.json",
     params:
         training=training_params,
-        uncertainty=config["validation"]["uncertainty"]["committee_size"],
+        committee_size=config["validation"]["uncertainty"]["committee_size"],
         cutoff_A=config["training"]["cutoff_A"],
     threads: config["training"]["threads"]
     log:

@@ -9,7 +9,8 @@ and trains the AL arm's model at each sweep size on the labels the loop holds th
 This module holds what those jobs share: the AL labels (:func:`al_labels`: seed set, held-out calibration
 set, picks), the threshold (:func:`iteration_threshold`) and one iteration (:func:`run_iteration`), whose
 record says what it did and, where the loop ends, why.  Faults are results: a calibration without finite
-values, a trajectory that explodes, a non-finite disagreement, an iteration with no uncertain frame; each
+values, a trajectory that explodes or whose committee gives non-finite values, an iteration with no uncertain
+frame, non-finite disagreements in the pool; each
 is recorded and either the loop goes on or it stops with the reason.  A failed label is a failure record in
 the label files: training leaves it out and it still counts (and costs) as a label.
 """

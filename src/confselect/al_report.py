@@ -65,11 +65,11 @@ def plot_calibration(paths, path) -> None:
 
     records = {}
     for p in paths:
-        key = iteration_key(p)
-        calibration = ((read_json(p).get("threshold") or {}).get("calibration")) or {}
+        key, threshold = iteration_key(p), read_json(p).get("threshold") or {}
+        calibration = threshold.get("calibration") or {}
         if calibration.get("curve", {}).get("threshold"):
-            records.setdefault((key["system"], key["pool"], key["seed"]), {})[key["iteration"]] = (
-                calibration, read_json(p)["threshold"])
+            records.setdefault((key["system"], key["pool"], key["seed"]), {})[key["iteration"]] = (calibration,
+                                                                                                  threshold)
     rows = sorted(records)
     ncols = max([len(v) for v in records.values()] or [1])
     fig, axes = plt.subplots(max(len(rows), 1), ncols, figsize=(4.2 * ncols, 3.4 * max(len(rows), 1)), squeeze=False)

@@ -110,7 +110,7 @@ def seeds_needed(alpha: float, comparisons: int = 1) -> int:
     return int(math.ceil(math.log2(2.0 * comparisons / alpha) - 1e-12))
 
 
-def _device_hours(data, device, seconds, threads):
+def device_hours(data, device, seconds, threads):
     """(core-hours on the CPU, GPU-hours on CUDA) of a time column: seconds x threads / 3600 on the CPU (NaN
     on CUDA), seconds / 3600 on CUDA (0 on the CPU); an AL column without a time (a one-shot arm) counts 0."""
     import pandas as pd
@@ -133,9 +133,9 @@ def cost_table(summary):
             data[column] = np.nan
     if "n_labels" not in data:
         data["n_labels"] = data["n_train"]
-    data["train_core_hours"], data["train_gpu_hours"] = _device_hours(data, "train_device", "train_time_s",
+    data["train_core_hours"], data["train_gpu_hours"] = device_hours(data, "train_device", "train_time_s",
                                                                       "train_threads")
-    data["al_committee_core_hours"], data["al_committee_gpu_hours"] = _device_hours(
+    data["al_committee_core_hours"], data["al_committee_gpu_hours"] = device_hours(
         data, "al_committee_train_device", "al_committee_train_time_s", "al_committee_train_threads")
     data["al_exploration_hours"] = data["al_exploration_wall_s"].fillna(0.0) / 3600
     # NaN where neither run recorded its wall time (results from before it was recorded), not 0

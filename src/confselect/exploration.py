@@ -3,9 +3,9 @@
 * :func:`explore_md` is 003's "K random trajectory sampling": ML-MD driven by the committee mean
   (:class:`confselect.committee.CommitteeCalculator`), one trajectory per start and temperature, each stopped
   at its first checked frame whose disagreement is above the threshold; that frame is the trajectory's
-  candidate.  A trajectory that blows up (non-finite values, a force above the ceiling, atoms too close:
-  :func:`confselect.dynamics.run_md`'s checks) or whose disagreement is not finite is recorded and gives no
-  candidate.
+  candidate.  A trajectory that blows up (non-finite values, which a member's non-finite prediction makes of
+  the committee mean; a force above the ceiling; atoms too close: :func:`confselect.dynamics.run_md`'s checks)
+  is recorded and gives no candidate.
 * :func:`explore_pool` is the alternative of 003's data-set reduction: rank the unlabelled classical pool
   frames by disagreement and keep those above the threshold.
 
@@ -21,9 +21,8 @@ import numpy as np
 
 from .committee import DISAGREEMENT_KEYS, disagreement, predict
 
-#: stop reasons of an exploration trajectory
+#: stop reason of a trajectory at its first uncertain frame
 UNCERTAIN = "uncertain"
-NONFINITE_DISAGREEMENT = "non-finite disagreement"
 
 
 def trajectory_temperatures(n: int, low_K: float, high_K: float, rng) -> np.ndarray:
@@ -33,8 +32,7 @@ def trajectory_temperatures(n: int, low_K: float, high_K: float, rng) -> np.ndar
 
 class UncertaintyStop:
     """``run_md`` callback: stop at the first sample after the start whose committee disagreement (``key`` of
-    the committee calculator's results) is above ``threshold`` or not finite; keeps that frame and counts the
-    checks."""
+    the committee calculator's results) is above ``threshold``; keeps that frame and counts the checks."""
 
     def __init__(self, calculator, key: str, threshold: float):
         self.calculator, self.key, self.threshold = calculator, key, float(threshold)
@@ -43,11 +41,11 @@ class UncertaintyStop:
     def __call__(self, frame, values):
         if values["step"] == 0:  # the start is a pool frame: exploration judges where the dynamics goes
             return None
+        # a non-finite prediction of any member makes the committee mean non-finite: run_md's stability check
+        # has ended the run at that step, before this callback (reason "non-finite values")
         value = float(self.calculator.results[self.key])
         self.checked += 1
         self.values.append(value)
-        if not math.isfinite(value):
-            return NONFINITE_DISAGREEMENT
         if value > self.threshold:
             self.frame, self.value = frame, value
             self.measures = {k: float(self.calculator.results[k]) for k in DISAGREEMENT_KEYS}

@@ -112,12 +112,13 @@ def verdict_markdown(table, comparisons, summary, settings: dict, full=None) -> 
 def _active_learning_sentence(rows) -> str:
     """What the AL arm paid per budget beyond its labels: labels used (seed, calibration and picks), its
     iterations, the committees' training and the exploration (means over seeds), and early stops."""
+    from .comparisons import device_hours
+
     parts = []
     for n, group in rows.groupby("n_train", sort=True):
-        on_gpu = group.get("al_committee_train_device", "cpu").fillna("cpu").astype(str).str.startswith("cuda")
-        seconds = group["al_committee_train_time_s"].astype(float)
-        core = (seconds * group["al_committee_train_threads"].astype(float))[~on_gpu].sum() / 3600 / len(group)
-        gpu = seconds[on_gpu].sum() / 3600 / len(group)
+        core, gpu = device_hours(group, "al_committee_train_device", "al_committee_train_time_s",
+                                 "al_committee_train_threads")
+        core, gpu = np.nansum(core) / len(group), gpu.sum() / len(group)  # per model, as cost.csv splits them
         explore = group["al_exploration_wall_s"].astype(float).mean() / 3600
         parts.append(f"n = {n}: {group['n_labels'].astype(float).mean():.3g} labels used "
                      f"({group['al_iterations'].astype(float).mean():.2g} iterations), committee training "

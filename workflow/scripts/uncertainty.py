@@ -19,9 +19,9 @@ frames, _, _, _ = arm_training_set(snakemake.input, w.method, int(w.n), p.traini
 training = {**snakemake.config["training"], "threads": snakemake.threads}
 tick, members = time.perf_counter(), []
 with tempfile.TemporaryDirectory() as workdir:
-    for k in range(p.uncertainty):
-        print(f"committee member {k + 1}/{p.uncertainty} on the folds of {len(frames)} frames", flush=True)
-        model, _ = train_member(frames, k, p.uncertainty, int(w.seed), training, f"{workdir}/member{k}")
+    for k in range(p.committee_size):
+        print(f"committee member {k + 1}/{p.committee_size} on the folds of {len(frames)} frames", flush=True)
+        model, _ = train_member(frames, k, p.committee_size, int(w.seed), training, f"{workdir}/member{k}")
         members.append(SchNetCalculator(model, cutoff_A=p.cutoff_A, device=device))
 train_s = time.perf_counter() - tick
 test, _ = labelled_frames(snakemake.input.test)
